@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Builds every Wasm guest component of qserve.
+#
+#   guest/build.sh                    build all components into target/guests/
+#   guest/build.sh --embed            … and refresh host/runtime/embedded/
+#                                     (core.wasm, policy-default.wasm, SOURCES.sha256)
+#   guest/build.sh --check-embedded   fail when host/runtime/embedded/ is stale
+#                                     (no build; compares the source hash only)
+#
+# Steps: (1) `cargo build` the cdylibs in guest/components for
+# wasm32-unknown-unknown, (2) turn each core module into a component with
+# guest/componentize (wit-component), which also checks the component's
+# imports and exports against the WIT worlds.
+#
+# Toolchain: rustup's wasm32-unknown-unknown target when installed (the
+# ordinary developer path: `rustup target add wasm32-unknown-unknown`).
+# Otherwise Debian's rustc-web (Rust 1.96, no prebuilt wasm std) building std
+# from source with -Zbuild-std; see /work/shared/TOOLCHAIN.md.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+components_dir="$repo/guest/components"
+guest_target_dir="$components_dir/target"
+out_dir="$repo/target/guests"
+embedded_dir="$repo/host/runtime/embedded"
+wasm_target="wasm32-unknown-unknown"
+
+# The guest sources the embedded components are built from. Their hash is
+# recorded next to the embedded bytes so staleness is detectable without a
+# Wasm toolchain. Any directory named `target` is skipped.
+hashed_sources=(wit guest/core-logic guest/policy-logic guest/components)
+
+# cargo package name → component name, and what each must import / export.
+# Interface names are the fully qualified WIT names.
+host_if="qserve:bridge/host@0.1.0"
+config_if="qserve:bridge/policy-config@0.1.0"
+core_exports="qserve:bridge/lifecycle@0.1.0,qserve:bridge/sessions@0.1.0,qserve:bridge/events@0.1.0,qserve:bridge/permissions@0.1.0"
+policy_exports="qserve:bridge/decide@0.1.0"
+components=(
+    "qserve-guest-core|core|$host_if|$core_exports"
+    "policy-default|policy-default|$host_if,$config_if|$policy_exports"
+    "policy-readonly|policy-readonly|$host_if,$config_if|$policy_exports"
+    "policy-hostile-loop|policy-hostile-loop|$host_if,$config_if|$policy_exports"
+    "policy-hostile-trap|policy-hostile-trap|$host_if,$config_if|$policy_exports"
+    "policy-hostile-memory|policy-hostile-memory|$host_if,$config_if|$policy_exports"
+    "policy-hostile-bad-option|policy-hostile-bad-option|$host_if,$config_if|$policy_exports"
+)
+# Only these are compiled into the host binary.
+embedded_components=(core policy-default)
+
+log() { printf '[guest/build] %s\n' "$*" >&2; }
+die() {
+    printf '[guest/build] error: %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+# Prints "<sha256>  <path>" for every hashed source file, sorted by path
+# (byte order), paths relative to the repository root.
+source_manifest() {
+    (
+        cd "$repo"
+        find "${hashed_sources[@]}" -type d -name target -prune -o -type f -print0 |
+            LC_ALL=C sort -z |
+            xargs -0 sha256sum
+    )
+}
+
+# The hash recorded in SOURCES.sha256: sha256 of source_manifest's output.
+sources_hash() {
+    source_manifest | sha256sum | cut -d' ' -f1
+}
+
+check_embedded() {
+    local recorded_file="$embedded_dir/SOURCES.sha256"
+    [[ -f "$recorded_file" ]] ||
+        die "$recorded_file is missing: run guest/build.sh --embed"
+    local recorded current
+    recorded="$(tr -d '[:space:]' <"$recorded_file")"
+    current="$(sources_hash)"
+    if [[ "$recorded" != "$current" ]]; then
+        log "recorded source hash: $recorded"
+        log "current source hash:  $current"
+        if [[ -f "$embedded_dir/SOURCES.files" ]]; then
+            log "changed since the embed (< recorded, > current):"
+            diff <(cat "$embedded_dir/SOURCES.files") <(source_manifest) >&2 || true
+        fi
+        die "the embedded components in host/runtime/embedded/ are stale (the guest sources changed): run guest/build.sh --embed"
+    fi
+    for name in "${embedded_components[@]}"; do
+        [[ -s "$embedded_dir/$name.wasm" ]] ||
+            die "$embedded_dir/$name.wasm is missing: run guest/build.sh --embed"
+    done
+    log "embedded components are current (source hash $current)"
+}
+
+# Sets guest_cargo (command array) and guest_env (env assignments) for the
+# Wasm build, preferring rustup's wasm32 target.
+detect_toolchain() {
+    guest_env=()
+    build_std=()
+    # Lists are read whole before matching: `grep -q` quitting early would
+    # break the writer's pipe, and pipefail would turn a match into a miss.
+    if command -v rustup >/dev/null 2>&1 &&
+        grep -qx "$wasm_target" <<<"$(rustup target list --installed 2>/dev/null || true)"; then
+        log "toolchain: rustup ($(rustc --version)) with the $wasm_target target"
+        guest_cargo=(cargo)
+        return
+    fi
+
+    log "toolchain: rustup has no $wasm_target target; using Debian's rustc-web with -Zbuild-std"
+    local debian_ok=1
+    [[ -x /usr/bin/cargo && -x /usr/bin/rustc && -d /usr/lib/rustlib/src/rust/library ]] || debian_ok=0
+    if ((debian_ok)) && ! grep -qx "$wasm_target" <<<"$(/usr/bin/rustc --print target-list)"; then
+        debian_ok=0
+    fi
+    if ((!debian_ok)); then
+        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            log "installing rustc-web cargo-web rust-web-src with apt-get"
+            apt-get update
+            DEBIAN_FRONTEND=noninteractive apt-get install -y rustc-web cargo-web rust-web-src
+        else
+            die "no Wasm toolchain: either run 'rustup target add $wasm_target', or (Debian, as root) 'apt-get install rustc-web cargo-web rust-web-src'"
+        fi
+    fi
+
+    # Debian's rustc ships no wasm linker; rustup's toolchain does.
+    local linker="" host_triple sysroot
+    if command -v rustc >/dev/null 2>&1 && [[ "$(command -v rustc)" != /usr/bin/rustc ]]; then
+        host_triple="$(rustc -vV | sed -n 's/^host: //p')"
+        sysroot="$(rustc --print sysroot)"
+        [[ -x "$sysroot/lib/rustlib/$host_triple/bin/rust-lld" ]] &&
+            linker="$sysroot/lib/rustlib/$host_triple/bin/rust-lld"
+    fi
+    if [[ -z "$linker" ]]; then
+        linker="$(command -v rust-lld || command -v wasm-ld || true)"
+    fi
+    [[ -n "$linker" ]] ||
+        die "no Wasm linker: install rustup (its toolchain ships rust-lld) or a wasm-ld (apt-get install lld)"
+    log "linker: $linker"
+
+    guest_cargo=(/usr/bin/cargo)
+    guest_env=(
+        "PATH=/usr/bin:$PATH"
+        "RUSTC=/usr/bin/rustc"
+        "RUSTC_BOOTSTRAP=1"
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=$linker"
+    )
+    build_std=(-Zbuild-std=std,panic_abort)
+}
+
+# The guest cargo, with the toolchain's environment.
+guest_cargo_run() {
+    (
+        cd "$components_dir"
+        env -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET \
+            "${guest_env[@]}" "${guest_cargo[@]}" "$@"
+    )
+}
+
+# A first build would otherwise create Cargo.lock mid-build, changing the
+# hashed sources under the build's feet.
+ensure_lockfile() {
+    if [[ ! -f "$components_dir/Cargo.lock" ]]; then
+        log "creating guest/components/Cargo.lock"
+        guest_cargo_run generate-lockfile
+    fi
+}
+
+build_modules() {
+    local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+    # Keep the checkout's and the registry's paths out of the output (panic
+    # locations): the bytes then depend on the sources, not on where they are.
+    local flags=(
+        "--remap-path-prefix=$repo=/qserve"
+        "--remap-path-prefix=$cargo_home=/cargo"
+        "--remap-path-prefix=/usr/lib/rustlib/src/rust=/rustc/src"
+    )
+    local encoded_flags
+    encoded_flags="$(
+        IFS=$'\x1f'
+        echo "${flags[*]}"
+    )"
+    log "building ${#components[@]} guest modules for $wasm_target (release; the first -Zbuild-std build takes minutes)"
+    local started=$SECONDS
+    CARGO_ENCODED_RUSTFLAGS="$encoded_flags" guest_cargo_run \
+        build --release --target "$wasm_target" "${build_std[@]}" \
+        --target-dir "$guest_target_dir" --locked --workspace
+    log "guest modules built in $((SECONDS - started)) s"
+}
+
+componentize_all() {
+    log "building the componentize tool (host toolchain)"
+    (cd "$repo" && cargo build --quiet -p qserve-componentize)
+    local tool="$repo/target/debug/qserve-componentize"
+    [[ -x "$tool" ]] || die "componentize tool not found at $tool"
+
+    mkdir -p "$out_dir"
+    local entry package name imports exports module surface
+    for entry in "${components[@]}"; do
+        IFS='|' read -r package name imports exports <<<"$entry"
+        module="$guest_target_dir/$wasm_target/release/${package//-/_}.wasm"
+        [[ -f "$module" ]] || die "module $module was not built"
+        surface="$("$tool" --allowed-imports "$imports" --exports "$exports" "$module" "$out_dir/$name.wasm")"
+        log "$(printf '%-31s %7d bytes (module %d)  %s' "$name.wasm" \
+            "$(stat -c %s "$out_dir/$name.wasm")" "$(stat -c %s "$module")" "$surface")"
+    done
+    log "components written to $out_dir"
+}
+
+embed() {
+    mkdir -p "$embedded_dir"
+    local name
+    for name in "${embedded_components[@]}"; do
+        cp "$out_dir/$name.wasm" "$embedded_dir/$name.wasm.tmp"
+        mv "$embedded_dir/$name.wasm.tmp" "$embedded_dir/$name.wasm"
+    done
+    source_manifest >"$embedded_dir/SOURCES.files"
+    sources_hash >"$embedded_dir/SOURCES.sha256"
+    log "embedded ${embedded_components[*]} into host/runtime/embedded/ (source hash $(cat "$embedded_dir/SOURCES.sha256"))"
+}
+
+main() {
+    local mode=build
+    while (($#)); do
+        case "$1" in
+        --embed) mode=embed ;;
+        --check-embedded) mode=check ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument '$1' (try --help)" ;;
+        esac
+        shift
+    done
+
+    if [[ "$mode" == check ]]; then
+        check_embedded
+        return
+    fi
+    detect_toolchain
+    ensure_lockfile
+    local hash_before
+    hash_before="$(sources_hash)"
+    build_modules
+    componentize_all
+    if [[ "$mode" == embed ]]; then
+        # Recording a hash the bytes were not built from would defeat the check.
+        [[ "$(sources_hash)" == "$hash_before" ]] ||
+            die "the guest sources changed during the build: run guest/build.sh --embed again"
+        embed
+    fi
+}
+
+main "$@"

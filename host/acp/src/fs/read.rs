@@ -1,0 +1,174 @@
+//! `fs/read_text_file`, blocking part.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::{require_absolute, require_regular, FsError, MAX_READ_BYTES};
+
+pub(super) fn read_text_file(
+    path: &Path,
+    line: Option<u32>,
+    limit: Option<u32>,
+) -> Result<String, FsError> {
+    require_absolute(path)?;
+    if limit == Some(0) {
+        return Err(FsError::InvalidParam {
+            param: "limit",
+            reason: "must be at least 1 (a number of lines)".into(),
+        });
+    }
+    // stat, not open: opening a FIFO for reading would block.
+    let meta = std::fs::metadata(path).map_err(|e| FsError::from_io("read", path, e))?;
+    check_readable(path, &meta)?;
+    // O_NONBLOCK: if the path was swapped for a FIFO since the stat, the
+    // open still returns at once, and the fstat below refuses it. (It has no
+    // effect on reads of regular files.)
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| FsError::from_io("open", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| FsError::from_io("stat", path, e))?;
+    check_readable(path, &meta)?;
+
+    // A file that grows while we read still stops at the cap.
+    let capped = file.take(MAX_READ_BYTES + 1);
+    let bytes = match (line, limit) {
+        (None, None) => read_all(path, capped)?,
+        _ => read_lines(capped, line.unwrap_or(1), limit)
+            .map_err(|e| FsError::from_io("read", path, e))?,
+    };
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+fn check_readable(path: &Path, meta: &std::fs::Metadata) -> Result<(), FsError> {
+    require_regular(path, meta)?;
+    if meta.len() > MAX_READ_BYTES {
+        return Err(FsError::TooLarge {
+            path: path.to_owned(),
+            size: meta.len(),
+            max: MAX_READ_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn read_all(path: &Path, mut file: std::io::Take<File>) -> Result<Vec<u8>, FsError> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| FsError::from_io("read", path, e))?;
+    if bytes.len() as u64 > MAX_READ_BYTES {
+        return Err(FsError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            max: MAX_READ_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The lines `line..line + limit` (1-based; 0 counts as 1) joined by `\n`,
+/// reading only as far as needed and holding only the selected lines.
+fn read_lines(source: impl Read, line: u32, limit: Option<u32>) -> std::io::Result<Vec<u8>> {
+    let mut reader = BufReader::with_capacity(64 * 1024, source);
+    for _ in 1..line.max(1) {
+        if !skip_segment(&mut reader)? {
+            // The file has fewer lines than `line - 1`.
+            return Ok(Vec::new());
+        }
+    }
+    let mut out = Vec::new();
+    let mut segment = Vec::new();
+    let mut taken = 0u32;
+    loop {
+        segment.clear();
+        let n = reader.read_until(b'\n', &mut segment)?;
+        let ends_with_newline = segment.last() == Some(&b'\n');
+        let content = if ends_with_newline {
+            &segment[..n - 1]
+        } else {
+            &segment[..]
+        };
+        if taken > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(content);
+        taken += 1;
+        // A line without a newline is the last one; after a final newline
+        // comes one more, empty, line (as `split('\n')` sees it).
+        if !ends_with_newline || limit == Some(taken) {
+            return Ok(out);
+        }
+    }
+}
+
+/// Skips one `\n`-separated segment; false when it was the last one (no
+/// newline ended it), so no further line exists.
+fn skip_segment(reader: &mut impl BufRead) -> std::io::Result<bool> {
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(false);
+        }
+        match available.iter().position(|&b| b == b'\n') {
+            Some(pos) => {
+                reader.consume(pos + 1);
+                return Ok(true);
+            }
+            None => {
+                let len = available.len();
+                reader.consume(len);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_lines;
+
+    /// The reference: JavaScript's `split('\n').slice(start, start + limit).join('\n')`.
+    fn reference(text: &str, line: u32, limit: Option<u32>) -> String {
+        let segments: Vec<&str> = text.split('\n').collect();
+        let start = (line.max(1) - 1) as usize;
+        let end = limit.map_or(segments.len(), |l| (start + l as usize).min(segments.len()));
+        if start >= segments.len() {
+            return String::new();
+        }
+        segments[start..end].join("\n")
+    }
+
+    #[test]
+    fn matches_split_slice_join_on_every_shape() {
+        let texts = [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\nb\n",
+            "a\n\nb\n\n",
+            "one\r\ntwo\r\n",
+            "x\ny\nz",
+        ];
+        for text in texts {
+            for line in 0..6 {
+                for limit in [None, Some(1), Some(2), Some(3), Some(10)] {
+                    let got = read_lines(text.as_bytes(), line, limit).unwrap();
+                    assert_eq!(
+                        String::from_utf8(got).unwrap(),
+                        reference(text, line, limit),
+                        "text {text:?} line {line} limit {limit:?}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Reading newline-delimited input with a hard cap on memory per line.
+//!
+//! `AsyncBufReadExt::read_until` grows its buffer without bound, so a child
+//! that writes gigabytes without a newline would take the daemon down with
+//! it. These helpers never hold more than `cap` bytes of one line.
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// How a call to [`read_line_capped`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineEnd {
+    /// A full line is in the buffer (the `\n` is consumed, not stored).
+    Newline,
+    /// End of input. The buffer holds the unterminated last line, if any.
+    Eof,
+    /// The buffer reached `cap` bytes without a newline. The rest of the line
+    /// is still unread.
+    CapReached,
+}
+
+/// Appends one line (without its `\n`) to `buf`, reading at most `cap` bytes
+/// of it. `buf` must be empty on entry; it is reused by the caller to avoid an
+/// allocation per line.
+pub(crate) async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<LineEnd> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(LineEnd::Eof);
+        }
+        let room = cap - buf.len();
+        match memchr_newline(available) {
+            Some(pos) if pos <= room => {
+                buf.extend_from_slice(&available[..pos]);
+                reader.consume(pos + 1);
+                return Ok(LineEnd::Newline);
+            }
+            _ if room == 0 => return Ok(LineEnd::CapReached),
+            found => {
+                // No newline within reach: take what fits under the cap. The
+                // cap is declared only once the next byte is known not to be
+                // the newline, so a line of exactly `cap` bytes fits.
+                let take = found.unwrap_or(available.len()).min(room);
+                buf.extend_from_slice(&available[..take]);
+                reader.consume(take);
+            }
+        }
+    }
+}
+
+/// Discards input up to and including the next `\n` (or end of input);
+/// returns how many bytes were skipped, newline excluded.
+pub(crate) async fn skip_rest_of_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(skipped);
+        }
+        match memchr_newline(available) {
+            Some(pos) => {
+                reader.consume(pos + 1);
+                return Ok(skipped + pos as u64);
+            }
+            None => {
+                let len = available.len();
+                reader.consume(len);
+                skipped += len as u64;
+            }
+        }
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    // `position` compiles to a tight loop; good enough without a memchr dependency.
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::BufReader;
+
+    async fn lines_of(input: &[u8], cap: usize, reader_capacity: usize) -> Vec<(Vec<u8>, LineEnd)> {
+        let mut reader = BufReader::with_capacity(reader_capacity, input);
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let end = read_line_capped(&mut reader, &mut buf, cap).await.unwrap();
+            out.push((buf.clone(), end));
+            match end {
+                LineEnd::Eof => return out,
+                LineEnd::CapReached => {
+                    skip_rest_of_line(&mut reader).await.unwrap();
+                }
+                LineEnd::Newline => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn splits_lines_across_small_reads() {
+        let got = lines_of(b"ab\ncdef\n\nlast", 100, 2).await;
+        assert_eq!(
+            got,
+            vec![
+                (b"ab".to_vec(), LineEnd::Newline),
+                (b"cdef".to_vec(), LineEnd::Newline),
+                (b"".to_vec(), LineEnd::Newline),
+                (b"last".to_vec(), LineEnd::Eof),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_of_exactly_the_cap_fits() {
+        for reader_capacity in [1, 3, 4, 5, 64] {
+            let got = lines_of(b"abcd\nx\n", 4, reader_capacity).await;
+            assert_eq!(
+                got[0],
+                (b"abcd".to_vec(), LineEnd::Newline),
+                "capacity {reader_capacity}"
+            );
+            assert_eq!(got[1], (b"x".to_vec(), LineEnd::Newline));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_longer_line_stops_at_the_cap_and_can_be_skipped() {
+        let got = lines_of(b"abcdefgh\nnext\n", 4, 3).await;
+        assert_eq!(got[0], (b"abcd".to_vec(), LineEnd::CapReached));
+        assert_eq!(got[1], (b"next".to_vec(), LineEnd::Newline));
+    }
+}

@@ -1,0 +1,190 @@
+//! What the HTTP layer needs from the rest of the daemon.
+//!
+//! The routes know nothing of agents, guests or processes: they translate
+//! HTTP into calls on a [`Backend`] and its typed errors back into status
+//! codes. The daemon's bridge implements it; route tests use a fake.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// `sessionScope` of `POST /session` (overrides the daemon's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionScope {
+    Single,
+    Thread,
+}
+
+/// `POST /session`, validated: `cwd` is absolute.
+#[derive(Debug, Clone)]
+pub struct CreateSession {
+    pub cwd: PathBuf,
+    pub model_service_id: Option<String>,
+    pub scope: Option<SessionScope>,
+}
+
+/// The 200 body of `POST /session`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCreated {
+    pub session_id: String,
+    /// The canonical workspace path the session runs in.
+    pub workspace_cwd: String,
+    pub attached: bool,
+}
+
+/// One row of `GET /workspace/:cwd/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub workspace_cwd: String,
+}
+
+/// A client's vote on `POST /permission/:requestId`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteOutcome {
+    Selected { option_id: String },
+    Cancelled,
+}
+
+/// `GET /health?deep=1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeepHealth {
+    pub sessions: u32,
+    pub pending_permissions: u32,
+}
+
+/// The loaded policy, advertised in `/capabilities`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// A live view of one session's event stream.
+///
+/// Frames are complete SSE frames (`id: …\nevent: …\ndata: …\n\n`), encoded
+/// once by the publisher and shared by every subscriber. The writer sends
+/// `replay` first, then `live`, skipping any live frame whose id it has
+/// already sent (a frame published while the subscription was being set up
+/// may appear in both).
+pub struct Subscription {
+    /// Retained frames after the requested `Last-Event-ID`, oldest first.
+    pub replay: Vec<EventFrame>,
+    /// Frames published from now on. Closed when the session ends (its
+    /// terminal frame is the last one) or when this subscriber is evicted.
+    pub live: mpsc::Receiver<EventFrame>,
+    /// Set before `live` is closed when the daemon dropped this subscriber
+    /// for falling behind: the writer then ends with `client_evicted`.
+    pub evicted: Arc<AtomicBool>,
+}
+
+/// One encoded SSE frame and the event id it carries (none for synthetic frames).
+#[derive(Debug, Clone)]
+pub struct EventFrame {
+    pub id: Option<u64>,
+    pub bytes: Bytes,
+}
+
+/// Every way a backend call can fail, each mapping to one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// 400 with an optional machine-readable `code`.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        code: Option<&'static str>,
+    },
+    /// 403 `policy_refused`: the loaded policy refused (e.g. a session create);
+    /// the message carries the policy's reason.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 503 `session_limit_exceeded` + `Retry-After: 5`.
+    #[error("session limit reached ({max} sessions)")]
+    SessionLimit { max: u32 },
+    /// 429 + `Retry-After` at the per-session subscriber cap.
+    #[error("too many subscribers on this session (max {max})")]
+    TooManySubscribers { max: u32 },
+    /// 501: the agent does not implement what was asked (e.g. model switching).
+    #[error("{0}")]
+    NotSupported(String),
+    /// 502: the agent answered with an error; `data` is its JSON-RPC error.
+    #[error("{message}")]
+    Agent {
+        message: String,
+        data: Option<Value>,
+    },
+    /// 503: the bridge cannot answer (e.g. the core guest is wedged).
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: anything else (spawn failure, agent died, internal fault).
+    #[error("{message}")]
+    Internal {
+        message: String,
+        code: Option<&'static str>,
+    },
+}
+
+/// The daemon as the routes see it. Every method is cancel-safe in the sense
+/// the protocol needs: dropping a `prompt` future (the client went away)
+/// cancels that prompt; dropping a `create_or_attach` future does not leave an
+/// orphan session.
+pub trait Backend: Send + Sync + 'static {
+    fn create_or_attach(
+        &self,
+        req: CreateSession,
+    ) -> impl Future<Output = Result<SessionCreated, BackendError>> + Send;
+
+    /// `body` is the whole request body (an object with a non-empty `prompt`
+    /// array of objects, already validated); the backend forwards the ACP
+    /// fields and replaces any `sessionId` with `session_id`. Returns the
+    /// agent's `PromptResponse` JSON.
+    fn prompt(
+        &self,
+        session_id: &str,
+        body: serde_json::Map<String, Value>,
+    ) -> impl Future<Output = Result<Value, BackendError>> + Send;
+
+    fn cancel(&self, session_id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// `last_event_id`: replay retained events with a greater id first.
+    fn subscribe(
+        &self,
+        session_id: &str,
+        last_event_id: Option<u64>,
+    ) -> impl Future<Output = Result<Subscription, BackendError>> + Send;
+
+    /// `Ok` = this vote won. `NotFound` = unknown or already resolved.
+    /// `BadRequest{code: Some("invalid_option_id")}` = option not offered.
+    fn vote(
+        &self,
+        request_id: &str,
+        outcome: VoteOutcome,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// `cwd` is absolute (not necessarily canonical).
+    fn list_workspace(
+        &self,
+        cwd: PathBuf,
+    ) -> impl Future<Output = Result<Vec<SessionSummary>, BackendError>> + Send;
+
+    /// Returns the agent's JSON response (the route always answers with a JSON body).
+    fn set_model(
+        &self,
+        session_id: &str,
+        model_id: String,
+    ) -> impl Future<Output = Result<Value, BackendError>> + Send;
+
+    fn close(&self, session_id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    fn deep_health(&self) -> impl Future<Output = Result<DeepHealth, BackendError>> + Send;
+
+    fn policy_info(&self) -> PolicyInfo;
+}

@@ -1,0 +1,65 @@
+//! What the HTTP surface is told at start-up.
+
+use std::time::Duration;
+
+/// Settings for [`crate::serve`].
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Bearer token every request must carry (`/health` is exempt on loopback
+    /// binds). `None` (or blank after trimming) = no authentication, which
+    /// [`crate::validate_bind`] only allows on loopback binds.
+    pub token: Option<String>,
+    /// The daemon listens on a loopback address: the Host allowlist applies
+    /// (defence against DNS rebinding) and `/health` needs no token.
+    pub loopback: bool,
+    /// Port accepted in `Host: name:port`. `0` = take it from the listener,
+    /// which is what callers binding an ephemeral port want.
+    pub port: u16,
+    /// Most sockets open at once; `0` = unlimited. Further connections wait
+    /// in the kernel's accept backlog until one closes (they are not refused).
+    pub max_connections: usize,
+    /// Idle time after which an SSE stream sends a `: ping` comment (15 s).
+    /// Zero disables heartbeats.
+    pub heartbeat: Duration,
+    /// Largest accepted request body in bytes (10 MB); more → 413.
+    pub max_body_bytes: usize,
+    /// Extra `/capabilities.features` tags after the base ones
+    /// (e.g. `policy_component`).
+    pub features: Vec<String>,
+    /// `/capabilities.mode`. Informational: clients gate on `features`.
+    pub mode: String,
+    /// After shutdown is signalled, how long [`crate::serve`] waits for open
+    /// requests (e.g. a prompt still running) before returning anyway. SSE
+    /// streams end at once on shutdown and do not count against this.
+    pub drain_timeout: Duration,
+}
+
+/// 10 MB, the body limit of `qwen serve`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            loopback: true,
+            port: 0,
+            max_connections: 256,
+            heartbeat: Duration::from_secs(15),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            features: Vec::new(),
+            mode: "http-bridge".to_owned(),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The token actually enforced: trimmed, and `None` when blank.
+    pub(crate) fn effective_token(&self) -> Option<String> {
+        self.token
+            .as_deref()
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .map(str::to_owned)
+    }
+}

@@ -1,0 +1,137 @@
+//! The JSON error envelope every 4xx/5xx answer uses:
+//! `{"error": message, "code"?: string, "data"?: any}`.
+//!
+//! `DaemonClient` turns any non-2xx into a `DaemonHttpError` carrying the
+//! parsed body, so clients branch on `status` and `code`; an HTML or plain
+//! text body would reach them as an opaque string.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use crate::backend::BackendError;
+
+/// Seconds a client should wait before retrying when the session cap is hit.
+pub const SESSION_LIMIT_RETRY_AFTER_SECS: u32 = 5;
+
+/// Seconds a client should wait before retrying at the subscriber cap.
+pub const SUBSCRIBER_LIMIT_RETRY_AFTER_SECS: u32 = 5;
+
+/// The one body every authentication failure gets, so a caller cannot tell
+/// "no header" from "bad scheme" from "wrong token".
+pub const UNAUTHORIZED_MESSAGE: &str = "Unauthorized";
+
+/// An error answer: status, envelope fields and the few headers that go with it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub code: Option<&'static str>,
+    pub data: Option<Value>,
+    pub retry_after_secs: Option<u32>,
+    /// Adds `WWW-Authenticate: Bearer` (401 only).
+    pub bearer_challenge: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            code: None,
+            data: None,
+            retry_after_secs: None,
+            bearer_challenge: false,
+        }
+    }
+
+    /// 400 for a request body or parameter that breaks the contract.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self {
+            bearer_challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED_MESSAGE)
+        }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The envelope as JSON.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), Value::String(self.message.clone()));
+        if let Some(code) = self.code {
+            body.insert("code".into(), Value::String(code.into()));
+        }
+        if let Some(data) = &self.data {
+            body.insert("data".into(), data.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.bearer_challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(error: BackendError) -> Self {
+        let message = error.to_string();
+        match error {
+            BackendError::BadRequest { code, .. } => Self {
+                code,
+                ..Self::bad_request(message)
+            },
+            BackendError::Forbidden(_) => Self::forbidden(message).with_code("policy_refused"),
+            BackendError::NotFound(_) => Self::not_found(message),
+            BackendError::SessionLimit { .. } => Self {
+                retry_after_secs: Some(SESSION_LIMIT_RETRY_AFTER_SECS),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+                    .with_code("session_limit_exceeded")
+            },
+            BackendError::TooManySubscribers { .. } => Self {
+                retry_after_secs: Some(SUBSCRIBER_LIMIT_RETRY_AFTER_SECS),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
+                    .with_code("too_many_subscribers")
+            },
+            BackendError::NotSupported(_) => {
+                Self::new(StatusCode::NOT_IMPLEMENTED, message).with_code("not_supported")
+            }
+            BackendError::Agent { data, .. } => Self {
+                data,
+                ..Self::new(StatusCode::BAD_GATEWAY, message).with_code("agent_error")
+            },
+            BackendError::Unavailable(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, message).with_code("unavailable")
+            }
+            BackendError::Internal { code, .. } => Self {
+                code,
+                ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            },
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Where browser-borne requests are turned away: the Host allowlist on
+//! loopback binds (a DNS-rebinding page reaches 127.0.0.1 under its own
+//! host name) and the `Origin` denial (no browser access at all).
+//!
+//! Both run as middleware ahead of authentication and of any body read.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// Host names a loopback daemon answers to (`host.docker.internal` lets
+/// containers on the same machine reach it).
+pub const LOOPBACK_HOST_NAMES: [&str; 4] =
+    ["localhost", "127.0.0.1", "[::1]", "host.docker.internal"];
+
+/// Message of the 403 for any request with an `Origin` header.
+pub const ORIGIN_DENIED: &str = "Request denied by CORS policy";
+
+/// Message of the 403 for a Host header outside the allowlist.
+pub const HOST_DENIED: &str = "Request denied: Host header not allowed on a loopback bind";
+
+/// The accepted `Host` values, computed once per bound port.
+#[derive(Debug, Clone)]
+pub struct HostAllowlist {
+    /// Lowercase `name` and `name:port` for every loopback name.
+    accepted: Vec<String>,
+}
+
+impl HostAllowlist {
+    pub fn for_port(port: u16) -> Self {
+        let accepted = LOOPBACK_HOST_NAMES
+            .iter()
+            .flat_map(|name| [name.to_string(), format!("{name}:{port}")])
+            .collect();
+        Self { accepted }
+    }
+
+    /// Host is case-insensitive (RFC 9110 §7.2): a proxy may send `Localhost`.
+    pub fn accepts(&self, host: &str) -> bool {
+        self.accepted
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
+    }
+}
+
+/// Middleware: 403 when the Host header is missing or not on the allowlist.
+pub async fn require_allowed_host(
+    State(allowlist): State<Arc<HostAllowlist>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    match host {
+        Some(host) if allowlist.accepts(host) => next.run(request).await,
+        _ => ApiError::forbidden(HOST_DENIED).into_response(),
+    }
+}
+
+/// Middleware: 403 for any request that says which web page sent it.
+pub async fn deny_browser_origin(request: Request, next: Next) -> Response {
+    if request.headers().contains_key(header::ORIGIN) {
+        return ApiError::forbidden(ORIGIN_DENIED).into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_names_with_and_without_the_bound_port_are_accepted() {
+        let allowlist = HostAllowlist::for_port(4170);
+        for host in [
+            "localhost",
+            "localhost:4170",
+            "127.0.0.1:4170",
+            "[::1]:4170",
+            "[::1]",
+            "host.docker.internal:4170",
+            "LOCALHOST:4170",
+            "HOST.Docker.Internal",
+        ] {
+            assert!(allowlist.accepts(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn other_hosts_and_ports_are_refused() {
+        let allowlist = HostAllowlist::for_port(4170);
+        for host in [
+            "evil.example:4170",
+            "localhost:4171",
+            "127.0.0.2:4170",
+            "::1:4170",
+            "localhost.:4170",
+            "",
+        ] {
+            assert!(!allowlist.accepts(host), "{host}");
+        }
+    }
+}

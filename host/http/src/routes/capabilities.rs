@@ -1,0 +1,43 @@
+//! `GET /capabilities`: what this daemon can do. Clients gate on `features`.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::backend::Backend;
+use crate::state::AppState;
+
+/// The tags every qserve advertises, in `qwen serve`'s order.
+pub const BASE_FEATURES: [&str; 9] = [
+    "health",
+    "capabilities",
+    "session_create",
+    "session_prompt",
+    "session_cancel",
+    "session_events",
+    "permission_vote",
+    "session_list",
+    "session_set_model",
+];
+
+/// Base tags followed by the extras not already among them.
+pub fn feature_list(extra: &[String]) -> Vec<String> {
+    let mut features: Vec<String> = BASE_FEATURES.iter().map(|tag| tag.to_string()).collect();
+    for tag in extra {
+        if !features.contains(tag) {
+            features.push(tag.clone());
+        }
+    }
+    features
+}
+
+pub async fn capabilities<B: Backend>(State(app): State<AppState<B>>) -> Json<Value> {
+    let policy = app.backend.policy_info();
+    Json(json!({
+        "v": 1,
+        "mode": &*app.mode,
+        "features": &*app.features,
+        "modelServices": [],
+        "policy": { "name": policy.name, "version": policy.version },
+    }))
+}

@@ -1,0 +1,8 @@
+//! The route handlers, one module per resource of PROTOCOL.md's route table.
+
+pub mod capabilities;
+pub mod events;
+pub mod health;
+pub mod permission;
+pub mod session;
+pub mod workspace;

@@ -1,0 +1,36 @@
+//! `GET /workspace/{cwd}/sessions`: the live sessions of one workspace.
+//! `{cwd}` is a URL-encoded absolute path (`%2Fhome%2Fme%2Frepo`), which the
+//! path extractor has already decoded. Query parameters (`DaemonClient`
+//! sends `?size=20`) are accepted and ignored: the list is never long.
+
+use std::path::PathBuf;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::backend::Backend;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn list_sessions<B: Backend>(
+    State(app): State<AppState<B>>,
+    Path(cwd): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cwd = PathBuf::from(cwd);
+    if !cwd.is_absolute() {
+        return Err(ApiError::bad_request(
+            "the workspace must be a URL-encoded absolute path",
+        ));
+    }
+    let sessions: Vec<Value> = app
+        .backend
+        .list_workspace(cwd)
+        .await?
+        .into_iter()
+        .map(|summary| {
+            json!({ "sessionId": summary.session_id, "workspaceCwd": summary.workspace_cwd })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}

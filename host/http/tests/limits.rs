@@ -1,0 +1,258 @@
+//! Body limits and malformed requests (always JSON errors), the connection
+//! cap, client disconnects, and shutdown.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::client::{read_response, IO_TIMEOUT};
+use common::{Req, TestServer};
+use qserve_http::HttpConfig;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ELEVEN_MB: usize = 11 * 1024 * 1024;
+
+#[tokio::test]
+async fn declared_oversized_body_is_413_json_without_reading_it() {
+    let server = TestServer::start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /session HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {ELEVEN_MB}\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let resp = read_response(&mut stream).await;
+    assert_eq!(resp.expect_error(413)["code"], "payload_too_large");
+    assert!(server.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn streamed_oversized_body_is_413_json() {
+    let server = TestServer::start().await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /session/s-1/prompt HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        server.addr
+    );
+    // Write the 11 MB body in chunks while reading the answer concurrently:
+    // the server may answer (and stop reading) before the upload finishes.
+    let upload = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..(ELEVEN_MB / chunk.len()) {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(IO_TIMEOUT, reader.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => raw.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("no answer within 5 s"),
+        }
+        if common::client::parse_response(&raw).is_some_and(|resp| resp.json_complete()) {
+            break;
+        }
+    }
+    upload.abort();
+    let resp = common::client::parse_response(&raw).expect("a response");
+    resp.expect_error(413);
+    assert!(server.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn bodies_well_above_axums_default_limit_are_accepted() {
+    let server = TestServer::start().await;
+    let text = "x".repeat(3 * 1024 * 1024);
+    let body = json!({ "prompt": [{ "type": "text", "text": text }] });
+    let resp = server
+        .send(Req::post("/session/s-1/prompt").json(&body))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+#[tokio::test]
+async fn malformed_and_mistyped_bodies_get_json_errors() {
+    let server = TestServer::start().await;
+    let resp = server
+        .send(Req::post("/session").raw_body("application/json", b"{\"cwd\": ".to_vec()))
+        .await;
+    let body = resp.expect_error(400);
+    assert!(body["error"].as_str().unwrap().contains("not valid JSON"));
+
+    for not_an_object in ["[1,2]", "\"cwd\"", "null"] {
+        server
+            .send(Req::post("/session").raw_body("application/json", not_an_object.into()))
+            .await
+            .expect_error(400);
+    }
+    // `curl -d` without -H sends a form content type.
+    server
+        .send(Req::post("/session").raw_body(
+            "application/x-www-form-urlencoded",
+            br#"{"cwd":"/w"}"#.to_vec(),
+        ))
+        .await
+        .expect_error(415);
+    // No content type at all is tried as JSON.
+    let resp = server
+        .send(Req::post("/session").raw_body("", br#"{"cwd":"/w"}"#.to_vec()))
+        .await;
+    assert_eq!(resp.status, 200);
+    assert!(server.backend.calls() == ["create:/w"]);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_get_json_errors() {
+    let server = TestServer::start().await;
+    server.send(Req::get("/nope")).await.expect_error(404);
+    server
+        .send(Req::get("/session/s-1/unknown"))
+        .await
+        .expect_error(404);
+    server.send(Req::get("/session")).await.expect_error(405);
+    server
+        .send(Req::new("PUT", "/health"))
+        .await
+        .expect_error(405);
+    server
+        .send(Req::get("/session/s-1/prompt"))
+        .await
+        .expect_error(405);
+}
+
+#[tokio::test]
+async fn undecodable_path_parameters_get_json_errors() {
+    let server = TestServer::start().await;
+    let resp = server.send(Req::post("/session/%FF%FE/cancel")).await;
+    assert!(resp.status >= 400 && resp.status < 500, "{}", resp.status);
+    resp.expect_error(resp.status);
+    assert!(server.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_a_slot_frees() {
+    let server = TestServer::with_config(HttpConfig {
+        max_connections: 2,
+        ..HttpConfig::default()
+    })
+    .await;
+    // Two idle sockets take both slots.
+    let first = TcpStream::connect(server.addr).await.unwrap();
+    let _second = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The third connects (kernel backlog) but is not served…
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third
+        .write_all(&Req::get("/health").to_bytes(server.addr))
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(400), third.read(&mut byte)).await;
+    assert!(early.is_err(), "served past the cap: {early:?}");
+
+    // …until one of the first two closes.
+    drop(first);
+    let resp = read_response(&mut third).await;
+    assert_eq!(resp.status, 200);
+}
+
+#[tokio::test]
+async fn zero_max_connections_means_unlimited() {
+    let server = TestServer::with_config(HttpConfig {
+        max_connections: 0,
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    assert_eq!(server.send(Req::get("/health")).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_prompt_cancels_it() {
+    let server = TestServer::start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let body = json!({ "prompt": [{ "type": "text", "text": "hi" }] });
+    stream
+        .write_all(
+            &Req::post("/session/hang/prompt")
+                .json(&body)
+                .to_bytes(server.addr),
+        )
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if !server.backend.calls().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.backend.calls(), ["prompt:hang"]);
+    assert!(!server.backend.prompt_dropped.load(Ordering::SeqCst));
+    drop(stream);
+    for _ in 0..200 {
+        if server.backend.prompt_dropped.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the prompt future was not dropped after the client left");
+}
+
+#[tokio::test]
+async fn shutdown_with_an_idle_keep_alive_connection_is_prompt() {
+    let server = TestServer::start().await;
+    let _idle = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let took = server.shutdown().await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_stuck_requests_after_the_drain_timeout() {
+    let server = TestServer::with_config(HttpConfig {
+        drain_timeout: Duration::from_millis(300),
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let body = json!({ "prompt": [{ "type": "text", "text": "hi" }] });
+    stream
+        .write_all(
+            &Req::post("/session/hang/prompt")
+                .json(&body)
+                .to_bytes(server.addr),
+        )
+        .await
+        .unwrap();
+    while server.backend.calls().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = server.shutdown().await;
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn new_connections_are_refused_after_shutdown() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    server.shutdown().await;
+    assert!(TcpStream::connect(addr).await.is_err());
+}

@@ -1,0 +1,371 @@
+//! The core guest: session registry, event ring and permission bookkeeping,
+//! run in wasmtime with a deadline on every call and recovery after a fault.
+//!
+//! A trap leaves the `Store` unusable, and with it everything the core held.
+//! So this wrapper keeps a *shadow* of the little needed to carry on — each
+//! live session (id, workspace, agent session id, attach count) and the id of
+//! its newest event — and after a fault builds a fresh instance, re-registers
+//! those sessions and continues their event ids. What is lost (retained
+//! events, pending permissions, in-flight creates) is reported to the caller
+//! in the [`CoreFault`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Store;
+
+use crate::bindings::core_world::exports::qserve::bridge::{
+    events, lifecycle, permissions, sessions,
+};
+use crate::bindings::core_world::{Core, CorePre};
+use crate::engine::{GuestEngine, LoadedComponent};
+use crate::error::LoadError;
+use crate::host_state::GuestState;
+
+pub use events::Event;
+pub use lifecycle::{CoreStats, Limits as CoreLimits};
+pub use permissions::{
+    Outcome as VoteOutcome, PermissionOption, RegisterError, Resolution, VoteError,
+};
+pub use sessions::{OpenError, OpenOutcome, Scope, Session};
+
+/// The core is trusted, so this is a hang detector rather than a budget.
+const CORE_CALL_DEADLINE: Duration = Duration::from_secs(2);
+/// wasm32 cannot address more; the event ring is the core's main use of memory.
+const CORE_MEMORY_CAP: usize = 4 << 30;
+
+/// A core call failed (trap, deadline). The core has already been replaced
+/// by a fresh instance holding the live sessions when this is returned.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("core guest fault in `{call}`: {cause}; retained events, pending permissions and in-flight creates were lost")]
+pub struct CoreFault {
+    pub call: &'static str,
+    pub cause: String,
+}
+
+/// What the wrapper remembers of each live session to survive a fault.
+struct Shadow {
+    session: Session,
+    last_event_id: u64,
+}
+
+pub struct CoreGuest {
+    pre: CorePre<GuestState>,
+    store: Store<GuestState>,
+    core: Core,
+    limits: CoreLimits,
+    deadline_ticks: u64,
+    shadow: HashMap<String, Shadow>,
+    /// Set when a fresh instance could not be built; every call retries.
+    broken: Option<String>,
+}
+
+impl CoreGuest {
+    /// Link and instantiate the core. Fails with the component's origin and
+    /// the mismatch when it does not implement the `core` world.
+    pub fn new(
+        engine: &GuestEngine,
+        loaded: &LoadedComponent,
+        limits: CoreLimits,
+    ) -> Result<Self, LoadError> {
+        let mut linker = wasmtime::component::Linker::new(engine.engine());
+        Core::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s).map_err(
+            |err| LoadError::Instantiate {
+                origin: loaded.origin.clone(),
+                reason: format!("{err:#}"),
+            },
+        )?;
+        let wrong_world = |err: wasmtime::Error| LoadError::WrongWorld {
+            origin: loaded.origin.clone(),
+            world: "core",
+            reason: format!("{err:#}"),
+        };
+        let instance_pre = linker
+            .instantiate_pre(&loaded.component)
+            .map_err(wrong_world)?;
+        let pre = CorePre::new(instance_pre).map_err(wrong_world)?;
+        let (store, core) = instantiate(&pre, &limits).map_err(|err| LoadError::Instantiate {
+            origin: loaded.origin.clone(),
+            reason: format!("{err:#}"),
+        })?;
+        Ok(CoreGuest {
+            pre,
+            store,
+            core,
+            limits,
+            deadline_ticks: engine.ticks_for(CORE_CALL_DEADLINE),
+            shadow: HashMap::new(),
+            broken: None,
+        })
+    }
+
+    /// Run one guest call under the deadline; on a fault, rebuild and report.
+    fn call<R>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&Core, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CoreFault> {
+        if let Some(reason) = self.broken.clone() {
+            self.recover();
+            if self.broken.is_some() {
+                return Err(CoreFault {
+                    call: name,
+                    cause: format!("core unavailable: {reason}"),
+                });
+            }
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        match f(&self.core, &mut self.store) {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                let cause = format!("{err:#}");
+                tracing::error!(
+                    call = name,
+                    "core guest fault: {cause}; rebuilding the core"
+                );
+                self.recover();
+                Err(CoreFault { call: name, cause })
+            }
+        }
+    }
+
+    /// A fresh instance with the live sessions re-registered.
+    fn recover(&mut self) {
+        let rebuilt = instantiate(&self.pre, &self.limits).and_then(|(mut store, core)| {
+            for shadow in self.shadow.values() {
+                store.set_epoch_deadline(self.deadline_ticks);
+                core.qserve_bridge_sessions().call_restore(
+                    &mut store,
+                    &shadow.session,
+                    shadow.last_event_id,
+                )?;
+            }
+            Ok((store, core))
+        });
+        match rebuilt {
+            Ok((store, core)) => {
+                self.store = store;
+                self.core = core;
+                self.broken = None;
+                tracing::warn!(
+                    sessions = self.shadow.len(),
+                    "core guest rebuilt; live sessions restored"
+                );
+            }
+            Err(err) => {
+                tracing::error!("could not rebuild the core guest: {err:#}");
+                self.broken = Some(format!("{err:#}"));
+            }
+        }
+    }
+
+    // ---- lifecycle ----
+
+    pub fn stats(&mut self) -> Result<CoreStats, CoreFault> {
+        self.call("stats", |c, s| c.qserve_bridge_lifecycle().call_stats(s))
+    }
+
+    pub fn limits(&self) -> CoreLimits {
+        self.limits
+    }
+
+    // ---- sessions ----
+
+    pub fn open(
+        &mut self,
+        workspace: &str,
+        scope: Scope,
+    ) -> Result<Result<OpenOutcome, OpenError>, CoreFault> {
+        let outcome = self.call("open", |c, s| {
+            c.qserve_bridge_sessions().call_open(s, workspace, scope)
+        })?;
+        if let Ok(OpenOutcome::Attached(session)) = &outcome {
+            self.remember(session);
+        }
+        Ok(outcome)
+    }
+
+    pub fn finish_create(
+        &mut self,
+        reservation: u64,
+        agent_session_id: &str,
+    ) -> Result<Result<Session, String>, CoreFault> {
+        let created = self.call("finish-create", |c, s| {
+            c.qserve_bridge_sessions()
+                .call_finish_create(s, reservation, agent_session_id)
+        })?;
+        if let Ok(session) = &created {
+            self.shadow.insert(
+                session.id.clone(),
+                Shadow {
+                    session: session.clone(),
+                    last_event_id: 0,
+                },
+            );
+        }
+        Ok(created)
+    }
+
+    pub fn abort_create(&mut self, reservation: u64) -> Result<(), CoreFault> {
+        self.call("abort-create", |c, s| {
+            c.qserve_bridge_sessions().call_abort_create(s, reservation)
+        })
+    }
+
+    pub fn attach(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
+        let session = self.call("attach", |c, s| {
+            c.qserve_bridge_sessions().call_attach(s, session_id)
+        })?;
+        if let Some(session) = &session {
+            self.remember(session);
+        }
+        Ok(session)
+    }
+
+    pub fn detach(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
+        let session = self.call("detach", |c, s| {
+            c.qserve_bridge_sessions().call_detach(s, session_id)
+        })?;
+        if let Some(session) = &session {
+            self.remember(session);
+        }
+        Ok(session)
+    }
+
+    pub fn get(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
+        self.call("get", |c, s| {
+            c.qserve_bridge_sessions().call_get(s, session_id)
+        })
+    }
+
+    pub fn list_workspace(&mut self, workspace: &str) -> Result<Vec<Session>, CoreFault> {
+        self.call("list-workspace", |c, s| {
+            c.qserve_bridge_sessions().call_list_workspace(s, workspace)
+        })
+    }
+
+    pub fn list_all(&mut self) -> Result<Vec<Session>, CoreFault> {
+        self.call("list-all", |c, s| {
+            c.qserve_bridge_sessions().call_list_all(s)
+        })
+    }
+
+    pub fn remove(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
+        self.shadow.remove(session_id);
+        self.call("remove", |c, s| {
+            c.qserve_bridge_sessions().call_remove(s, session_id)
+        })
+    }
+
+    fn remember(&mut self, session: &Session) {
+        if let Some(shadow) = self.shadow.get_mut(&session.id) {
+            shadow.session.attach_count = session.attach_count;
+        }
+    }
+
+    // ---- events ----
+
+    /// Ring one event. `Ok(None)`: the session is unknown.
+    pub fn publish(
+        &mut self,
+        session_id: &str,
+        kind: &str,
+        data: &str,
+        originator: Option<&str>,
+    ) -> Result<Option<u64>, CoreFault> {
+        let published = self.call("publish", |c, s| {
+            c.qserve_bridge_events()
+                .call_publish(s, session_id, kind, data, originator)
+        })?;
+        match published {
+            Ok(id) => {
+                if let Some(shadow) = self.shadow.get_mut(session_id) {
+                    shadow.last_event_id = id;
+                }
+                Ok(Some(id))
+            }
+            Err(events::PublishError::UnknownSession) => Ok(None),
+        }
+    }
+
+    /// Retained events after `after`. `Ok(None)`: the session is unknown.
+    pub fn replay(
+        &mut self,
+        session_id: &str,
+        after: u64,
+    ) -> Result<Option<Vec<Event>>, CoreFault> {
+        let replayed = self.call("replay", |c, s| {
+            c.qserve_bridge_events().call_replay(s, session_id, after)
+        })?;
+        Ok(replayed.ok())
+    }
+
+    pub fn last_event_id(&mut self, session_id: &str) -> Result<Option<u64>, CoreFault> {
+        let last = self.call("last-id", |c, s| {
+            c.qserve_bridge_events().call_last_id(s, session_id)
+        })?;
+        Ok(last.ok())
+    }
+
+    // ---- permissions ----
+
+    pub fn register_permission(
+        &mut self,
+        session_id: &str,
+        options: &[PermissionOption],
+    ) -> Result<Result<String, RegisterError>, CoreFault> {
+        self.call("register", |c, s| {
+            c.qserve_bridge_permissions()
+                .call_register(s, session_id, options)
+        })
+    }
+
+    pub fn vote(
+        &mut self,
+        request_id: &str,
+        outcome: &VoteOutcome,
+    ) -> Result<Result<Resolution, VoteError>, CoreFault> {
+        self.call("vote", |c, s| {
+            c.qserve_bridge_permissions()
+                .call_vote(s, request_id, outcome)
+        })
+    }
+
+    pub fn expire_permission(&mut self, request_id: &str) -> Result<Option<Resolution>, CoreFault> {
+        self.call("expire", |c, s| {
+            c.qserve_bridge_permissions().call_expire(s, request_id)
+        })
+    }
+
+    pub fn cancel_permissions(&mut self, session_id: &str) -> Result<Vec<Resolution>, CoreFault> {
+        self.call("cancel-session", |c, s| {
+            c.qserve_bridge_permissions()
+                .call_cancel_session(s, session_id)
+        })
+    }
+
+    pub fn permission_options(
+        &mut self,
+        request_id: &str,
+    ) -> Result<Option<Vec<PermissionOption>>, CoreFault> {
+        self.call("options", |c, s| {
+            c.qserve_bridge_permissions().call_options(s, request_id)
+        })
+    }
+}
+
+fn instantiate(
+    pre: &CorePre<GuestState>,
+    limits: &CoreLimits,
+) -> wasmtime::Result<(Store<GuestState>, Core)> {
+    let state = GuestState::new(Arc::from("core"), CORE_MEMORY_CAP, Arc::from(""));
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|s| s.limits());
+    // Instantiation runs guest start code: give it a deadline too.
+    store.set_epoch_deadline(u64::MAX / 2);
+    let core = pre.instantiate(&mut store)?;
+    core.qserve_bridge_lifecycle()
+        .call_configure(&mut store, *limits)?;
+    Ok((store, core))
+}

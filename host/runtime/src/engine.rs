@@ -1,0 +1,146 @@
+//! One wasmtime [`Engine`] per daemon, its epoch ticker, and component loading.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use crate::cache::CompiledCache;
+use crate::error::LoadError;
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where compiled components are kept between runs (`None`: no disk cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Granularity of every guest deadline: the epoch advances this often.
+    pub epoch_tick: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            cache_dir: crate::cache::default_cache_dir(),
+            epoch_tick: Duration::from_millis(2),
+        }
+    }
+}
+
+/// The shared engine. Cheap to clone.
+#[derive(Clone)]
+pub struct GuestEngine {
+    engine: Engine,
+    cache: Option<Arc<CompiledCache>>,
+    epoch_tick: Duration,
+}
+
+/// A compiled component and where it came from (for messages).
+#[derive(Clone)]
+pub struct LoadedComponent {
+    /// A path, or `embedded core` / `embedded default policy`.
+    pub origin: String,
+    pub component: Component,
+}
+
+impl GuestEngine {
+    /// Build the engine and start its epoch ticker. The ticker thread holds
+    /// only a weak reference and stops once every clone of the engine is gone.
+    pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        // Deadlines: every call sets one; the ticker below moves time forward.
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let cache = match options.cache_dir {
+            Some(dir) => match CompiledCache::open(&engine, dir.clone()) {
+                Ok(cache) => Some(Arc::new(cache)),
+                Err(err) => {
+                    tracing::warn!(dir = %dir.display(), "compiled-component cache disabled: {err}");
+                    None
+                }
+            },
+            None => None,
+        };
+        spawn_epoch_ticker(&engine, options.epoch_tick);
+        Ok(GuestEngine {
+            engine,
+            cache,
+            epoch_tick: options.epoch_tick,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Epoch ticks that cover `deadline` (at least one).
+    pub(crate) fn ticks_for(&self, deadline: Duration) -> u64 {
+        let tick = self.epoch_tick.as_nanos().max(1);
+        (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+    }
+
+    /// Load a component file, naming the file in every error.
+    pub fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load_bytes(&path.display().to_string(), &bytes, "policy")
+    }
+
+    /// Compile (or fetch from the cache) a component. `world` only shapes the
+    /// message when the bytes are a core module rather than a component.
+    pub fn load_bytes(
+        &self,
+        origin: &str,
+        bytes: &[u8],
+        world: &'static str,
+    ) -> Result<LoadedComponent, LoadError> {
+        check_is_component(origin, bytes, world)?;
+        let component = match &self.cache {
+            Some(cache) => cache.load(&self.engine, bytes),
+            None => Component::new(&self.engine, bytes),
+        }
+        .map_err(|err| LoadError::Compile {
+            origin: origin.to_owned(),
+            reason: format!("{err:#}"),
+        })?;
+        Ok(LoadedComponent {
+            origin: origin.to_owned(),
+            component,
+        })
+    }
+}
+
+/// Tell a component from a core module or garbage before wasmtime does, so the
+/// operator gets a sentence instead of a parser error.
+fn check_is_component(origin: &str, bytes: &[u8], world: &'static str) -> Result<(), LoadError> {
+    if wasmparser::Parser::is_component(bytes) {
+        Ok(())
+    } else if wasmparser::Parser::is_core_wasm(bytes) {
+        Err(LoadError::CoreModule {
+            origin: origin.to_owned(),
+            world,
+        })
+    } else {
+        Err(LoadError::NotWasm {
+            origin: origin.to_owned(),
+        })
+    }
+}
+
+fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("qserve-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(tick);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}

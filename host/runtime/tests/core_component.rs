@@ -1,0 +1,206 @@
+//! The core's behaviours, through the real component in wasmtime.
+
+mod support;
+
+use qserve_runtime::{
+    CoreGuest, CoreLimits, OpenError, OpenOutcome, PermissionOption, RegisterError, Scope,
+    VoteError, VoteOutcome, EMBEDDED_CORE,
+};
+
+fn core(max_sessions: u32, ring_size: u32, max_pending: u32) -> CoreGuest {
+    let loaded = support::component("core");
+    CoreGuest::new(
+        support::engine(),
+        &loaded,
+        CoreLimits {
+            max_sessions,
+            ring_size,
+            max_pending_permissions: max_pending,
+        },
+    )
+    .expect("core instantiates")
+}
+
+fn create(core: &mut CoreGuest, workspace: &str, scope: Scope, agent_sid: &str) -> String {
+    match core.open(workspace, scope).unwrap() {
+        Ok(OpenOutcome::Create(reservation)) => {
+            core.finish_create(reservation, agent_sid)
+                .unwrap()
+                .unwrap()
+                .id
+        }
+        other => panic!("expected a create, got {other:?}"),
+    }
+}
+
+fn options() -> Vec<PermissionOption> {
+    ["allow_once", "reject_once"]
+        .iter()
+        .map(|kind| PermissionOption {
+            option_id: format!("opt-{kind}"),
+            name: kind.to_string(),
+            kind: kind.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn ring_ids_are_gapless_retention_and_replay_hold() {
+    let mut core = core(0, 5, 64);
+    let sid = create(&mut core, "/w", Scope::Single, "a");
+    let ids: Vec<u64> = (0..8)
+        .map(|i| {
+            core.publish(&sid, "session_update", &format!("{{\"n\":{i}}}"), None)
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, (1..=8).collect::<Vec<_>>());
+    let replayed: Vec<u64> = core
+        .replay(&sid, 0)
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        replayed,
+        vec![4, 5, 6, 7, 8],
+        "only the last 5 are retained"
+    );
+    let after6 = core.replay(&sid, 6).unwrap().unwrap();
+    assert_eq!(after6.iter().map(|e| e.id).collect::<Vec<_>>(), vec![7, 8]);
+    assert_eq!(after6[0].data, "{\"n\":6}");
+    assert_eq!(after6[0].kind, "session_update");
+    assert!(
+        core.replay(&sid, 8).unwrap().unwrap().is_empty(),
+        "nothing after the head"
+    );
+    core.remove(&sid).unwrap();
+    assert!(
+        core.replay(&sid, 0).unwrap().is_none(),
+        "the ring went with the session"
+    );
+    assert!(core.publish(&sid, "x", "{}", None).unwrap().is_none());
+}
+
+#[test]
+fn single_scope_attaches_thread_scope_creates_and_ids_are_daemon_unique() {
+    let mut core = core(0, 100, 64);
+    let first = create(&mut core, "/w", Scope::Single, "same-acp-id");
+    match core.open("/w", Scope::Single).unwrap() {
+        Ok(OpenOutcome::Attached(s)) => {
+            assert_eq!(s.id, first);
+            assert_eq!(s.attach_count, 2);
+        }
+        other => panic!("expected attach, got {other:?}"),
+    }
+    let other_ws = create(&mut core, "/other", Scope::Single, "same-acp-id");
+    assert_ne!(
+        first, other_ws,
+        "two agents returning one ACP id still get distinct ids"
+    );
+    let thread = create(&mut core, "/w", Scope::Thread, "t1");
+    assert_ne!(thread, first);
+    let listed: Vec<String> = core
+        .list_workspace("/w")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, vec![first, thread]);
+}
+
+#[test]
+fn cap_counts_in_flight_creates_and_attaches_bypass_it() {
+    let mut core = core(2, 100, 64);
+    let live = create(&mut core, "/a", Scope::Single, "a");
+    let Ok(OpenOutcome::Create(pending)) = core.open("/b", Scope::Single).unwrap() else {
+        panic!("second create should reserve")
+    };
+    assert!(matches!(
+        core.open("/c", Scope::Thread).unwrap(),
+        Err(OpenError::LimitExceeded(2))
+    ));
+    assert!(
+        matches!(core.open("/a", Scope::Single).unwrap(), Ok(OpenOutcome::Attached(s)) if s.id == live),
+        "attach works at the cap"
+    );
+    assert!(
+        matches!(core.open("/b", Scope::Single).unwrap(), Ok(OpenOutcome::Wait(r)) if r == pending),
+        "a create in flight for /b is waited on, not duplicated"
+    );
+    core.abort_create(pending).unwrap();
+    assert!(matches!(
+        core.open("/c", Scope::Thread).unwrap(),
+        Ok(OpenOutcome::Create(_))
+    ));
+}
+
+#[test]
+fn first_vote_wins_invalid_option_stays_pending_cancel_all_and_cap() {
+    let mut core = core(0, 100, 2);
+    let sid = create(&mut core, "/w", Scope::Single, "a");
+    let request = core.register_permission(&sid, &options()).unwrap().unwrap();
+    assert!(matches!(
+        core.vote(&request, &VoteOutcome::Selected("not-offered".into()))
+            .unwrap(),
+        Err(VoteError::InvalidOption)
+    ));
+    assert_eq!(
+        core.stats().unwrap().pending_permissions,
+        1,
+        "still pending"
+    );
+    let won = core
+        .vote(&request, &VoteOutcome::Selected("opt-allow_once".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(won.session_id, sid);
+    assert!(matches!(
+        core.vote(&request, &VoteOutcome::Cancelled).unwrap(),
+        Err(VoteError::NotFound)
+    ));
+
+    let a = core.register_permission(&sid, &options()).unwrap().unwrap();
+    let b = core.register_permission(&sid, &options()).unwrap().unwrap();
+    assert!(matches!(
+        core.register_permission(&sid, &options()).unwrap(),
+        Err(RegisterError::TooManyPending(2))
+    ));
+    let cancelled = core.cancel_permissions(&sid).unwrap();
+    let mut ids: Vec<String> = cancelled.iter().map(|r| r.request_id.clone()).collect();
+    ids.sort();
+    let mut expected = vec![a.clone(), b];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(cancelled
+        .iter()
+        .all(|r| r.outcome == VoteOutcome::Cancelled));
+    assert!(
+        core.expire_permission(&a).unwrap().is_none(),
+        "already resolved"
+    );
+}
+
+#[test]
+fn the_embedded_core_is_a_working_core() {
+    let loaded = support::engine()
+        .load_bytes("embedded core", EMBEDDED_CORE, "core")
+        .expect("embedded core loads");
+    let mut core = CoreGuest::new(
+        support::engine(),
+        &loaded,
+        CoreLimits {
+            max_sessions: 1,
+            ring_size: 10,
+            max_pending_permissions: 4,
+        },
+    )
+    .unwrap();
+    let sid = create(&mut core, "/w", Scope::Single, "a");
+    assert_eq!(
+        core.publish(&sid, "session_update", "{}", None).unwrap(),
+        Some(1)
+    );
+}

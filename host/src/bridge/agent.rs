@@ -1,0 +1,304 @@
+//! One agent process per canonical workspace: spawn, `initialize`, and the
+//! loop that routes everything the agent sends.
+//!
+//! Notifications (above all `session/update`) are forwarded as the raw JSON
+//! the agent sent — never re-serialized, never dropped for having an unknown
+//! shape. Requests from the agent (permission, `fs/*`, extensions) are each
+//! answered on their own task, so a permission waiting for votes never stalls
+//! the stream.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use qserve_acp::{
+    AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Responder, RpcError,
+};
+use qserve_http::BackendError;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::Inner;
+
+/// Updates that arrive for an agent session before its `session/new` answer
+/// has been processed are held (per session, at most this many) and published
+/// once the session is registered.
+const MAX_UNROUTED_UPDATES: usize = 1024;
+/// How long an agent whose stdout closed may take to exit before its group is killed.
+const EXIT_AFTER_CLOSE: Duration = Duration::from_secs(2);
+
+pub struct AgentHost {
+    pub workspace: String,
+    pub conn: Connection,
+    pub process: AgentProcess,
+    /// The agent advertised `session/close` (set once `initialize` answered).
+    pub supports_close: OnceLock<bool>,
+    routes: tokio::sync::Mutex<Routes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Agent session id → daemon session id.
+    by_agent: HashMap<String, String>,
+    unrouted: HashMap<String, Vec<Box<RawValue>>>,
+}
+
+/// Just the routing field of an agent message; the rest stays raw.
+#[derive(Deserialize)]
+struct Routed<'a> {
+    #[serde(rename = "sessionId", borrow)]
+    session_id: std::borrow::Cow<'a, str>,
+}
+
+impl AgentHost {
+    /// The daemon session an agent session id belongs to.
+    pub async fn daemon_session(&self, agent_session_id: &str) -> Option<String> {
+        self.routes
+            .lock()
+            .await
+            .by_agent
+            .get(agent_session_id)
+            .cloned()
+    }
+
+    pub async fn daemon_sessions(&self) -> Vec<String> {
+        self.routes
+            .lock()
+            .await
+            .by_agent
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Forget a session; returns how many remain on this agent.
+    pub async fn remove_route(&self, agent_session_id: &str) -> usize {
+        let mut routes = self.routes.lock().await;
+        routes.by_agent.remove(agent_session_id);
+        routes.by_agent.len()
+    }
+}
+
+impl Inner {
+    /// The workspace's agent, spawning it if there is none. Concurrent callers
+    /// share one spawn; a failed spawn leaves the slot empty for a retry.
+    pub(super) async fn agent_for(
+        self: &Arc<Self>,
+        workspace: &str,
+    ) -> Result<Arc<AgentHost>, BackendError> {
+        let cell = self
+            .agents
+            .lock()
+            .unwrap()
+            .entry(workspace.to_owned())
+            .or_default()
+            .clone();
+        let host = cell
+            .get_or_try_init(|| self.spawn_agent(workspace))
+            .await?
+            .clone();
+        Ok(host)
+    }
+
+    async fn spawn_agent(
+        self: &Arc<Self>,
+        workspace: &str,
+    ) -> Result<Arc<AgentHost>, BackendError> {
+        let scrub: Vec<&str> = self.config.scrub_env.iter().map(String::as_str).collect();
+        let (process, stdin, stdout) =
+            AgentProcess::spawn(&self.config.agent, Path::new(workspace), &scrub).map_err(
+                |err| BackendError::Internal {
+                    message: err.to_string(),
+                    code: Some("agent_spawn_failed"),
+                },
+            )?;
+        let label = format!("pid={} cwd={workspace}", process.pid());
+        let (conn, incoming) = Connection::start(
+            stdin,
+            stdout,
+            ConnectionConfig {
+                max_line_bytes: self.config.max_line_bytes,
+                label,
+                ..ConnectionConfig::default()
+            },
+        );
+        let host = Arc::new(AgentHost {
+            workspace: workspace.to_owned(),
+            conn,
+            process,
+            supports_close: OnceLock::new(),
+            routes: Default::default(),
+        });
+        // The loop must run before any request is awaited: answers are
+        // delivered through the same ordered stream as the agent's messages.
+        tokio::spawn(self.clone().run_agent(host.clone(), incoming));
+        let init = tokio::time::timeout(
+            self.config.init_timeout,
+            host.conn.request("initialize", initialize_params()),
+        )
+        .await;
+        let init = match init {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) => {
+                host.process.kill_group();
+                return Err(spawn_failed(format!(
+                    "the agent failed to initialize: {err}"
+                )));
+            }
+            Err(_) => {
+                host.process.kill_group();
+                return Err(spawn_failed(format!(
+                    "the agent did not answer `initialize` within {} s",
+                    self.config.init_timeout.as_secs()
+                )));
+            }
+        };
+        let supports_close = init
+            .pointer("/agentCapabilities/sessionCapabilities/close")
+            .is_some_and(|v| !v.is_null());
+        let _ = host.supports_close.set(supports_close);
+        Ok(host)
+    }
+
+    /// Register a daemon session for an agent session and publish whatever
+    /// the agent already sent for it.
+    pub(super) async fn add_route(
+        &self,
+        host: &AgentHost,
+        agent_session_id: &str,
+        session_id: &str,
+    ) {
+        let mut routes = host.routes.lock().await;
+        routes
+            .by_agent
+            .insert(agent_session_id.to_owned(), session_id.to_owned());
+        for params in routes.unrouted.remove(agent_session_id).unwrap_or_default() {
+            self.publish_update(session_id.to_owned(), params).await;
+        }
+    }
+
+    /// Everything the agent sends, until its connection closes or it exits.
+    async fn run_agent(self: Arc<Self>, host: Arc<AgentHost>, mut incoming: IncomingReceiver) {
+        let exit_watch = host.process.exit_watch();
+        let reason = loop {
+            tokio::select! {
+                message = incoming.recv() => match message {
+                    Some(Incoming::Notification { method, params }) => {
+                        self.on_notification(&host, &method, params).await
+                    }
+                    Some(Incoming::Request { method, params, responder }) => {
+                        tokio::spawn(self.clone().on_request(host.clone(), method.into_owned(), params, responder));
+                    }
+                    Some(Incoming::Closed { reason }) => break reason.to_string(),
+                    None => break "the agent connection ended".to_owned(),
+                },
+                exit = exit_watch.wait() => break format!("the agent exited ({exit})"),
+            }
+        };
+        // Whatever ended first, make sure the whole group is gone.
+        let exit = match tokio::time::timeout(EXIT_AFTER_CLOSE, exit_watch.wait()).await {
+            Ok(exit) => exit,
+            Err(_) => {
+                host.process.kill_group();
+                exit_watch.wait().await
+            }
+        };
+        host.process.kill_group();
+        self.on_agent_exit(&host, &reason, exit).await;
+    }
+
+    async fn on_notification(&self, host: &AgentHost, method: &str, params: Box<RawValue>) {
+        if method != "session/update" {
+            tracing::debug!(method, "ignoring agent notification");
+            return;
+        }
+        let Ok(routed) = serde_json::from_str::<Routed>(params.get()) else {
+            tracing::warn!("session/update without a sessionId; dropped");
+            return;
+        };
+        let mut routes = host.routes.lock().await;
+        match routes.by_agent.get(routed.session_id.as_ref()) {
+            Some(session_id) => {
+                let session_id = session_id.clone();
+                drop(routes);
+                self.publish_update(session_id, params).await;
+            }
+            None => {
+                let held = routes
+                    .unrouted
+                    .entry(routed.session_id.into_owned())
+                    .or_default();
+                if held.len() < MAX_UNROUTED_UPDATES {
+                    held.push(params);
+                } else {
+                    tracing::warn!("update for an unknown agent session; dropped");
+                }
+            }
+        }
+    }
+
+    async fn publish_update(&self, session_id: String, params: Box<RawValue>) {
+        let _ = self
+            .hub
+            .submit(move |hub| {
+                if let Err(fault) = hub.publish(&session_id, "session_update", params.get(), None) {
+                    tracing::error!("{fault}");
+                }
+            })
+            .await;
+    }
+
+    async fn on_request(
+        self: Arc<Self>,
+        host: Arc<AgentHost>,
+        method: String,
+        params: Box<RawValue>,
+        responder: Responder,
+    ) {
+        let answer = match method.as_str() {
+            "session/request_permission" => self.on_permission_request(&host, &params).await,
+            "fs/read_text_file" => self.on_read_text_file(&host, &params).await,
+            "fs/write_text_file" => self.on_write_text_file(&host, &params).await,
+            _ => {
+                tracing::debug!(method, "agent asked for a method the daemon does not offer");
+                Err(RpcError::method_not_found(&method))
+            }
+        };
+        responder.respond(answer);
+    }
+
+    /// The daemon session an agent request is about.
+    pub(super) async fn route_request(
+        &self,
+        host: &AgentHost,
+        params: &RawValue,
+    ) -> Result<String, RpcError> {
+        let routed: Routed = serde_json::from_str(params.get())
+            .map_err(|err| RpcError::invalid_params(format!("missing sessionId: {err}")))?;
+        host.daemon_session(&routed.session_id)
+            .await
+            .ok_or_else(|| {
+                RpcError::invalid_params(format!("unknown session {}", routed.session_id))
+            })
+    }
+}
+
+fn spawn_failed(message: String) -> BackendError {
+    BackendError::Internal {
+        message,
+        code: Some("agent_spawn_failed"),
+    }
+}
+
+fn initialize_params() -> Value {
+    json!({
+        "protocolVersion": 1,
+        "clientCapabilities": {
+            "fs": { "readTextFile": true, "writeTextFile": true },
+            "terminal": false
+        },
+        "clientInfo": { "name": "qserve", "version": env!("CARGO_PKG_VERSION") }
+    })
+}

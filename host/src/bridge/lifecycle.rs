@@ -1,0 +1,145 @@
+//! How sessions and agents end: closed by a client, killed by the agent's
+//! death, or stopped by daemon shutdown. Every path ends the same way for
+//! subscribers — pending permissions resolve `cancelled`, a terminal
+//! `session_died` frame, then the stream closes — and no agent process
+//! outlives the daemon.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qserve_acp::ExitInfo;
+use serde_json::json;
+
+use super::agent::AgentHost;
+use super::permissions::resolved_data;
+use super::sessions::SessionEnd;
+use super::Inner;
+
+/// Hard bound on stopping every agent at shutdown.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+impl Inner {
+    pub(super) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// End a session for every client: cancel its pending permissions, publish
+    /// `session_died`, forget it. Idempotent.
+    pub(super) async fn end_session(&self, session_id: &str, end: SessionEnd) {
+        self.sessions.lock().unwrap().remove(session_id);
+        let sid = session_id.to_owned();
+        let data = end.data.to_string();
+        let cancelled = self
+            .hub
+            .call(move |hub| {
+                let resolutions = hub.core.cancel_permissions(&sid).unwrap_or_default();
+                for resolution in &resolutions {
+                    let _ = hub.publish(
+                        &sid,
+                        "permission_resolved",
+                        &resolved_data(resolution),
+                        None,
+                    );
+                }
+                let _ = hub.publish(&sid, "session_died", &data, None);
+                hub.remove_session(&sid);
+                resolutions
+            })
+            .await
+            .unwrap_or_default();
+        for resolution in cancelled {
+            self.waiters
+                .resolve(&resolution.request_id, resolution.outcome);
+        }
+    }
+
+    /// The agent's process is gone: each of its sessions dies with the exit
+    /// code or signal; the next create for the workspace spawns afresh.
+    pub(super) async fn on_agent_exit(&self, host: &Arc<AgentHost>, reason: &str, exit: ExitInfo) {
+        self.forget_agent(host);
+        let sessions = host.daemon_sessions().await;
+        if !self.is_shutting_down() {
+            tracing::warn!(
+                pid = host.process.pid(),
+                workspace = %host.workspace,
+                sessions = sessions.len(),
+                "agent ended: {reason}"
+            );
+        }
+        for session_id in sessions {
+            let data = json!({
+                "reason": if self.is_shutting_down() { "daemon shutting down" } else { reason },
+                "exitCode": exit.code,
+                "signal": exit.signal.map(signal_name),
+            });
+            self.end_session(&session_id, SessionEnd { data }).await;
+        }
+    }
+
+    /// Stop an agent that has no sessions left.
+    pub(super) async fn stop_agent(&self, host: &Arc<AgentHost>) {
+        self.forget_agent(host);
+        let exit = host.process.terminate(self.config.stop_grace).await;
+        tracing::info!(pid = host.process.pid(), workspace = %host.workspace, "agent stopped ({exit})");
+    }
+
+    /// Drop the workspace's slot if it still holds this agent.
+    fn forget_agent(&self, host: &Arc<AgentHost>) {
+        let mut agents = self.agents.lock().unwrap();
+        if let Some(cell) = agents.get(&host.workspace) {
+            if cell.get().is_some_and(|current| Arc::ptr_eq(current, host)) {
+                agents.remove(&host.workspace);
+            }
+        }
+    }
+
+    fn live_agents(&self) -> Vec<Arc<AgentHost>> {
+        self.agents
+            .lock()
+            .unwrap()
+            .values()
+            .filter_map(|cell| cell.get().cloned())
+            .collect()
+    }
+
+    /// Daemon shutdown: refuse new sessions, end every session with a terminal
+    /// frame, then stop every agent (TERM, KILL after the grace) within a hard
+    /// deadline.
+    pub(super) async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        let sessions: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
+        for session_id in sessions {
+            self.end_session(
+                &session_id,
+                SessionEnd {
+                    data: json!({ "reason": "daemon shutting down" }),
+                },
+            )
+            .await;
+        }
+        let agents = self.live_agents();
+        let grace = self.config.stop_grace;
+        let stops = futures::future::join_all(agents.iter().map(|a| a.process.terminate(grace)));
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, stops)
+            .await
+            .is_err()
+        {
+            tracing::error!("agents did not stop within {SHUTDOWN_DEADLINE:?}; killing them");
+            self.kill_all_agents();
+        }
+    }
+
+    /// SIGKILL every agent's process group, now.
+    pub(super) fn kill_all_agents(&self) {
+        for agent in self.live_agents() {
+            agent.process.kill_group();
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| signal.to_string())
+}

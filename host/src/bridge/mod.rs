@@ -1,0 +1,211 @@
+//! The bridge: where HTTP requests, agent processes and the guests meet.
+//!
+//! It owns no protocol and no I/O of its own: `qserve-http` turns requests
+//! into [`Backend`] calls, `qserve-acp` speaks to the agents, and the guests
+//! (through `qserve-runtime`) keep the state that decides — the core holds
+//! sessions, events and pending permissions; the policy decides permissions,
+//! session creates and file access. One module per concern:
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`hub`] | the core guest + SSE fan-out, on one owner thread |
+//! | [`agent`] | one agent process per workspace: spawn, initialize, dispatch |
+//! | [`sessions`] | create/attach (coalesced, capped, reaped), list, close |
+//! | [`prompts`] | FIFO prompts, cancel |
+//! | [`permissions`] | the agent's permission requests and the clients' votes |
+//! | [`files`] | the agent's `fs/*` requests, gated by the policy |
+//! | [`models`] | model switching |
+//! | [`lifecycle`] | an agent's death, daemon shutdown |
+
+mod agent;
+mod files;
+mod hub;
+mod lifecycle;
+mod models;
+mod permissions;
+mod prompts;
+mod sessions;
+mod waiters;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qserve_acp::AgentCommand;
+use qserve_http::{
+    Backend, BackendError, CreateSession, DeepHealth, PolicyInfo, SessionCreated, SessionSummary,
+    Subscription, VoteOutcome,
+};
+use qserve_runtime::{CoreGuest, GuestActor, PolicyGuest, Scope};
+use serde_json::Value;
+
+pub use agent::AgentHost;
+pub use hub::Hub;
+use sessions::{InFlight, LiveSession};
+use waiters::Waiters;
+
+/// How the bridge runs agents and times things out.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub agent: AgentCommand,
+    pub default_scope: Scope,
+    /// How long clients have to vote, unless the policy says otherwise.
+    pub permission_timeout: Duration,
+    /// How long an agent has to answer `initialize`.
+    pub init_timeout: Duration,
+    /// Longest accepted line on an agent's stdout.
+    pub max_line_bytes: usize,
+    /// Environment variables removed from every agent's environment (the token).
+    pub scrub_env: Vec<String>,
+    /// Bound on one model switch.
+    pub model_switch_timeout: Duration,
+    /// SIGTERM → SIGKILL grace when stopping an agent.
+    pub stop_grace: Duration,
+}
+
+/// Cheap to clone; every clone is the same daemon.
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: BridgeConfig,
+    hub: GuestActor<Hub>,
+    policy: GuestActor<PolicyGuest>,
+    policy_info: PolicyInfo,
+    waiters: Arc<Waiters>,
+    /// One agent per canonical workspace; the cell coalesces concurrent spawns.
+    agents: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<AgentHost>>>>>,
+    /// Live sessions by daemon session id.
+    sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
+    /// Creates in flight, by core reservation, for single-scope waiters.
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    /// Set once shutdown starts: no new sessions.
+    shutting_down: AtomicBool,
+}
+
+impl Bridge {
+    /// Start the guests' owner threads. The guests are built on their threads
+    /// (a `Store` never moves), from loaders that already validated them.
+    pub fn new(
+        config: BridgeConfig,
+        core: impl FnOnce() -> CoreGuest + Send + 'static,
+        policy: impl FnOnce() -> PolicyGuest + Send + 'static,
+        policy_info: PolicyInfo,
+    ) -> Self {
+        Bridge {
+            inner: Arc::new(Inner {
+                config,
+                hub: GuestActor::spawn("core", move || Hub::new(core())),
+                policy: GuestActor::spawn("policy", policy),
+                policy_info,
+                waiters: Arc::default(),
+                agents: Mutex::default(),
+                sessions: Mutex::default(),
+                in_flight: Mutex::default(),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Stop everything: see [`lifecycle`].
+    pub async fn shutdown(&self) {
+        self.inner.shutdown().await
+    }
+
+    /// Kill every agent's process group now (a second signal during shutdown).
+    pub fn kill_all_agents(&self) {
+        self.inner.kill_all_agents()
+    }
+}
+
+impl Inner {
+    fn session(&self, session_id: &str) -> Result<Arc<LiveSession>, BackendError> {
+        self.sessions
+            .lock()
+            .unwrap()
+            .get(session_id)
+            .cloned()
+            .ok_or_else(|| session_not_found(session_id))
+    }
+}
+
+fn session_not_found(session_id: &str) -> BackendError {
+    BackendError::NotFound(format!("session {session_id} not found"))
+}
+
+fn internal(message: impl Into<String>) -> BackendError {
+    BackendError::Internal {
+        message: message.into(),
+        code: None,
+    }
+}
+
+impl Backend for Bridge {
+    async fn create_or_attach(&self, req: CreateSession) -> Result<SessionCreated, BackendError> {
+        self.inner.clone().create_or_attach(req).await
+    }
+
+    async fn prompt(
+        &self,
+        session_id: &str,
+        body: serde_json::Map<String, Value>,
+    ) -> Result<Value, BackendError> {
+        self.inner.clone().prompt(session_id, body).await
+    }
+
+    async fn cancel(&self, session_id: &str) -> Result<(), BackendError> {
+        self.inner.cancel(session_id).await
+    }
+
+    async fn subscribe(
+        &self,
+        session_id: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<Subscription, BackendError> {
+        let session_id = session_id.to_owned();
+        self.inner
+            .hub
+            .call(move |hub| hub.subscribe(&session_id, last_event_id))
+            .await
+            .map_err(|_| internal("the core is not running"))?
+    }
+
+    async fn vote(&self, request_id: &str, outcome: VoteOutcome) -> Result<(), BackendError> {
+        self.inner.vote(request_id, outcome).await
+    }
+
+    async fn list_workspace(&self, cwd: PathBuf) -> Result<Vec<SessionSummary>, BackendError> {
+        self.inner.list_workspace(cwd).await
+    }
+
+    async fn set_model(&self, session_id: &str, model_id: String) -> Result<Value, BackendError> {
+        self.inner.set_model(session_id, &model_id).await
+    }
+
+    async fn close(&self, session_id: &str) -> Result<(), BackendError> {
+        self.inner.clone().close(session_id).await
+    }
+
+    async fn deep_health(&self) -> Result<DeepHealth, BackendError> {
+        let stats = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.inner.hub.call(|hub| hub.core.stats()),
+        )
+        .await
+        .map_err(|_| BackendError::Unavailable("the core did not answer within 2 s".into()))?
+        .map_err(|_| BackendError::Unavailable("the core is not running".into()))?
+        .map_err(hub::core_unavailable)?;
+        Ok(DeepHealth {
+            sessions: stats.sessions,
+            pending_permissions: stats.pending_permissions,
+        })
+    }
+
+    fn policy_info(&self) -> PolicyInfo {
+        self.inner.policy_info.clone()
+    }
+}

@@ -1,0 +1,351 @@
+//! Sessions: create or attach (coalesced, capped by the core, admitted by the
+//! policy, never orphaned), list, close.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use qserve_acp::RpcError;
+use qserve_http::{BackendError, CreateSession, SessionCreated, SessionScope, SessionSummary};
+use qserve_runtime::{OpenError, OpenOutcome, Scope};
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+
+use super::agent::AgentHost;
+use super::hub::core_unavailable;
+use super::{internal, Inner};
+
+/// A live session as the bridge needs it: where its agent is, and the turns
+/// that keep one prompt and one model switch at a time.
+pub struct LiveSession {
+    pub id: String,
+    pub agent_session_id: String,
+    pub agent: Arc<AgentHost>,
+    /// Held by the active prompt. tokio's mutex is fair, so waiting prompts
+    /// run in arrival order (FIFO).
+    pub prompt_turn: tokio::sync::Mutex<()>,
+    /// Serializes model switches.
+    pub model_turn: tokio::sync::Mutex<()>,
+    /// The agent's config option for the model, when it advertised one.
+    pub model_option: Option<String>,
+}
+
+/// A create in flight: single-scope callers that asked meanwhile wait on it.
+pub struct InFlight {
+    outcome: watch::Sender<Option<Result<String, String>>>,
+}
+
+impl InFlight {
+    fn new() -> Self {
+        InFlight {
+            outcome: watch::channel(None).0,
+        }
+    }
+}
+
+/// Why a session ended, as published in its `session_died` frame.
+pub struct SessionEnd {
+    pub data: Value,
+}
+
+impl Inner {
+    pub(super) async fn create_or_attach(
+        self: Arc<Self>,
+        req: CreateSession,
+    ) -> Result<SessionCreated, BackendError> {
+        if self.is_shutting_down() {
+            return Err(BackendError::Unavailable(
+                "the daemon is shutting down".into(),
+            ));
+        }
+        let workspace = canonical_workspace(&req.cwd);
+        let scope = match req.scope {
+            Some(SessionScope::Single) => Scope::Single,
+            Some(SessionScope::Thread) => Scope::Thread,
+            None => self.config.default_scope,
+        };
+        self.admit(&workspace).await?;
+
+        let in_flight = self.clone();
+        let ws = workspace.clone();
+        let opened = self
+            .hub
+            .call(move |hub| {
+                let outcome = hub.core.open(&ws, scope);
+                // Registered on the hub thread, so a waiter can never see the
+                // reservation before its in-flight entry exists.
+                if let Ok(Ok(OpenOutcome::Create(reservation))) = &outcome {
+                    in_flight
+                        .in_flight
+                        .lock()
+                        .unwrap()
+                        .insert(*reservation, InFlight::new());
+                }
+                outcome
+            })
+            .await
+            .map_err(|_| internal("the core is not running"))?
+            .map_err(core_unavailable)?;
+
+        let (session_id, attached) = match opened {
+            Err(OpenError::LimitExceeded(max)) => return Err(BackendError::SessionLimit { max }),
+            Ok(OpenOutcome::Attached(session)) => (session.id, true),
+            Ok(OpenOutcome::Wait(reservation)) => (self.wait_and_attach(reservation).await?, true),
+            Ok(OpenOutcome::Create(reservation)) => (
+                self.clone()
+                    .create_unorphaned(reservation, workspace.clone())
+                    .await?,
+                false,
+            ),
+        };
+        if let Some(model) = req.model_service_id.as_deref() {
+            // A failed switch keeps the session (and publishes `model_switch_failed`).
+            let _ = self.set_model(&session_id, model).await;
+        }
+        Ok(SessionCreated {
+            session_id,
+            workspace_cwd: workspace,
+            attached,
+        })
+    }
+
+    async fn admit(&self, workspace: &str) -> Result<(), BackendError> {
+        let ws = workspace.to_owned();
+        self.policy
+            .call(move |policy| policy.admit_session(&ws))
+            .await
+            .map_err(|_| internal("the policy is not running"))?
+            .map_err(|reason| {
+                BackendError::Forbidden(format!(
+                    "the policy refused a session in {workspace}: {reason}"
+                ))
+            })
+    }
+
+    /// Run the create on its own task: when the client that asked goes away
+    /// mid-spawn, the session is released (and reaped unless someone attached).
+    async fn create_unorphaned(
+        self: Arc<Self>,
+        reservation: u64,
+        workspace: String,
+    ) -> Result<String, BackendError> {
+        let (tx, rx) = oneshot::channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let created = this.create(reservation, &workspace).await;
+            if let Err(Ok(session_id)) = tx.send(created) {
+                tracing::info!(session = %session_id, "creator left before the session was ready");
+                this.release(&session_id).await;
+            }
+        });
+        rx.await
+            .map_err(|_| internal("the session create task failed"))?
+    }
+
+    async fn create(
+        self: &Arc<Self>,
+        reservation: u64,
+        workspace: &str,
+    ) -> Result<String, BackendError> {
+        let created = self.create_inner(reservation, workspace).await;
+        if created.is_err() {
+            let _ = self
+                .hub
+                .call(move |hub| hub.core.abort_create(reservation))
+                .await;
+        }
+        if let Some(in_flight) = self.in_flight.lock().unwrap().remove(&reservation) {
+            let shared = created
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(ToString::to_string);
+            in_flight.outcome.send_replace(Some(shared));
+        }
+        created
+    }
+
+    async fn create_inner(
+        self: &Arc<Self>,
+        reservation: u64,
+        workspace: &str,
+    ) -> Result<String, BackendError> {
+        let host = self.agent_for(workspace).await?;
+        let answer = tokio::time::timeout(
+            self.config.init_timeout,
+            host.conn
+                .request("session/new", json!({ "cwd": workspace, "mcpServers": [] })),
+        )
+        .await
+        .map_err(|_| {
+            internal(format!(
+                "the agent did not answer `session/new` within {} s",
+                self.config.init_timeout.as_secs()
+            ))
+        })?
+        .map_err(|err| agent_error("session/new", err))?;
+        let agent_session_id = answer
+            .get("sessionId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| internal("the agent's `session/new` answer has no sessionId"))?
+            .to_owned();
+        let model_option = model_config_option(&answer);
+
+        let agent_sid = agent_session_id.clone();
+        let session = self
+            .hub
+            .call(move |hub| hub.core.finish_create(reservation, &agent_sid))
+            .await
+            .map_err(|_| internal("the core is not running"))?
+            .map_err(core_unavailable)?
+            .map_err(|reason| internal(format!("the core refused the new session: {reason}")))?;
+        let live = Arc::new(LiveSession {
+            id: session.id.clone(),
+            agent_session_id: agent_session_id.clone(),
+            agent: host.clone(),
+            prompt_turn: Default::default(),
+            model_turn: Default::default(),
+            model_option,
+        });
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(session.id.clone(), live);
+        self.add_route(&host, &agent_session_id, &session.id).await;
+        tracing::info!(session = %session.id, agent_session = %agent_session_id, workspace, "session created");
+        Ok(session.id)
+    }
+
+    async fn wait_and_attach(&self, reservation: u64) -> Result<String, BackendError> {
+        let watcher = self
+            .in_flight
+            .lock()
+            .unwrap()
+            .get(&reservation)
+            .map(|f| f.outcome.subscribe());
+        let session_id = match watcher {
+            Some(mut rx) => {
+                let outcome = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| internal("the coalesced create was abandoned"))?
+                    .clone();
+                outcome
+                    .expect("waited for Some")
+                    .map_err(|message| internal(message))?
+            }
+            // The create finished between `open` and here: its outcome is gone,
+            // but a successful one left a live session to attach to.
+            None => return Err(internal("the coalesced create finished; retry")),
+        };
+        let sid = session_id.clone();
+        self.hub
+            .call(move |hub| hub.core.attach(&sid))
+            .await
+            .map_err(|_| internal("the core is not running"))?
+            .map_err(core_unavailable)?
+            .ok_or_else(|| {
+                BackendError::NotFound(format!("session {session_id} ended while attaching"))
+            })?;
+        Ok(session_id)
+    }
+
+    /// A client no longer holds the session: detach, and close it when nobody does.
+    async fn release(self: &Arc<Self>, session_id: &str) {
+        let sid = session_id.to_owned();
+        let remaining = self.hub.call(move |hub| hub.core.detach(&sid)).await;
+        if let Ok(Ok(Some(session))) = remaining {
+            if session.attach_count == 0 {
+                let _ = self.clone().close(session_id).await;
+            }
+        }
+    }
+
+    pub(super) async fn list_workspace(
+        &self,
+        cwd: PathBuf,
+    ) -> Result<Vec<SessionSummary>, BackendError> {
+        let workspace = canonical_workspace(&cwd);
+        let sessions = self
+            .hub
+            .call(move |hub| hub.core.list_workspace(&workspace))
+            .await
+            .map_err(|_| internal("the core is not running"))?
+            .map_err(core_unavailable)?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionSummary {
+                session_id: s.id,
+                workspace_cwd: s.workspace,
+            })
+            .collect())
+    }
+
+    /// `DELETE /session/:id`: end it for everyone, tell the agent, and stop
+    /// the agent when this was its last session.
+    pub(super) async fn close(self: Arc<Self>, session_id: &str) -> Result<(), BackendError> {
+        let live = self.session(session_id)?;
+        self.end_session(
+            &live.id,
+            SessionEnd {
+                data: json!({ "reason": "closed" }),
+            },
+        )
+        .await;
+        let host = &live.agent;
+        if host.supports_close.get() == Some(&true) {
+            let close = host.conn.request(
+                "session/close",
+                json!({ "sessionId": live.agent_session_id }),
+            );
+            match tokio::time::timeout(std::time::Duration::from_secs(5), close).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::warn!(session = session_id, "session/close failed: {err}"),
+                Err(_) => tracing::warn!(session = session_id, "session/close timed out"),
+            }
+        }
+        if host.remove_route(&live.agent_session_id).await == 0 {
+            self.stop_agent(host).await;
+        }
+        Ok(())
+    }
+}
+
+/// The workspace key: the real path, or — for a path that does not exist —
+/// the absolute path with `.` and `..` resolved lexically.
+pub fn canonical_workspace(cwd: &Path) -> String {
+    match std::fs::canonicalize(cwd) {
+        Ok(real) => real.display().to_string(),
+        Err(_) => {
+            let mut out = PathBuf::new();
+            for part in cwd.components() {
+                match part {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other),
+                }
+            }
+            out.display().to_string()
+        }
+    }
+}
+
+/// The id of a config option with category `model` in a `session/new` answer.
+fn model_config_option(answer: &Value) -> Option<String> {
+    answer
+        .get("configOptions")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("category").and_then(Value::as_str) == Some("model"))?
+        .get("id")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// An agent's JSON-RPC error on a create-path call, as a 500 with its detail.
+pub fn agent_error(method: &str, err: RpcError) -> BackendError {
+    BackendError::Internal {
+        message: format!("the agent failed `{method}`: {err}"),
+        code: Some("agent_error"),
+    }
+}

@@ -1,0 +1,33 @@
+//! Agents waiting on the clients' votes.
+//!
+//! The core decides *whether* a vote wins (first valid vote, timeout, cancel);
+//! this table only remembers *who to tell*: for each pending request id, the
+//! channel back to the task that will answer the agent. Whoever obtains the
+//! core's resolution takes the waiter out and sends the outcome, so each
+//! agent request is answered exactly once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use qserve_runtime::VoteOutcome;
+use tokio::sync::oneshot;
+
+#[derive(Default)]
+pub struct Waiters {
+    pending: Mutex<HashMap<String, oneshot::Sender<VoteOutcome>>>,
+}
+
+impl Waiters {
+    pub fn insert(&self, request_id: String) -> oneshot::Receiver<VoteOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(request_id, tx);
+        rx
+    }
+
+    /// Hand the outcome to the waiting agent task (no-op when it is gone).
+    pub fn resolve(&self, request_id: &str, outcome: VoteOutcome) {
+        if let Some(tx) = self.pending.lock().unwrap().remove(request_id) {
+            let _ = tx.send(outcome);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! qserve-host: the daemon's entry point. Parses flags, loads the guests,
+//! binds, serves, and shuts down cleanly on SIGINT/SIGTERM.
+
+mod bridge;
+mod cli;
+mod guests;
+mod policy_cmd;
+mod signals;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use qserve_acp::AgentCommand;
+use qserve_runtime::Scope;
+
+use crate::bridge::{Bridge, BridgeConfig};
+use crate::cli::{Cli, Command, LogFormat, ServeArgs, SessionScopeArg};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.serve.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("qserve-host: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match cli.command {
+        Some(Command::Policy(command)) => runtime.block_on(policy_cmd::run(command, &cli.serve)),
+        None => runtime.block_on(serve(cli.serve)),
+    };
+    // Guest owner threads and stray blocking tasks must not delay the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            // One clear message, never a backtrace.
+            eprintln!("qserve-host: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.token.is_some() && ServeArgs::token_on_argv() {
+        tracing::warn!(
+            "the token was given on the command line, where other users of this machine can see it; \
+             prefer the QSERVE_TOKEN environment variable"
+        );
+    }
+    let bind = qserve_http::validate_bind(&args.hostname, args.token.as_deref())?;
+    let agent = AgentCommand::parse(&args.agent).context("invalid --agent")?;
+    let guests = guests::load(&args)?;
+
+    let config = BridgeConfig {
+        agent,
+        default_scope: match args.session_scope {
+            SessionScopeArg::Single => Scope::Single,
+            SessionScopeArg::Thread => Scope::Thread,
+        },
+        permission_timeout: args.permission_timeout(),
+        init_timeout: Duration::from_secs(args.init_timeout),
+        max_line_bytes: args.max_line_bytes,
+        scrub_env: vec!["QSERVE_TOKEN".into()],
+        model_switch_timeout: Duration::from_secs(30),
+        stop_grace: Duration::from_secs(3),
+    };
+    let policy_info = guests.policy_info.clone();
+    let bridge = Bridge::new(config, guests.core, guests.policy, policy_info.clone());
+
+    let listener = tokio::net::TcpListener::bind((bind.listen_host.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.hostname, args.port))?;
+    let local = listener.local_addr()?;
+    let http_config = qserve_http::HttpConfig {
+        token: bind.token.clone(),
+        loopback: bind.loopback,
+        port: local.port(),
+        max_connections: args.max_connections,
+        ..qserve_http::HttpConfig::default()
+    };
+    let shown_host = if local.is_ipv6() {
+        format!("[{}]", local.ip())
+    } else {
+        local.ip().to_string()
+    };
+    // Tests and scripts wait for this exact phrase.
+    eprintln!(
+        "qserve-host listening on http://{shown_host}:{} (policy {} {})",
+        local.port(),
+        policy_info.name,
+        policy_info.version
+    );
+
+    let signals = signals::Signals::install()?;
+    let first_signal = signals.first();
+    let server = tokio::spawn(qserve_http::serve(
+        listener,
+        Arc::new(bridge.clone()),
+        http_config,
+        first_signal,
+    ));
+    signals.wait_first().await;
+    tracing::info!("shutting down: ending sessions and stopping agents");
+    let drain = async {
+        bridge.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    };
+    tokio::select! {
+        _ = drain => {
+            tracing::info!("shutdown complete");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ = signals.wait_second() => {
+            tracing::warn!("second signal: killing every agent now");
+            bridge.kill_all_agents();
+            Ok(ExitCode::from(1))
+        }
+    }
+}
