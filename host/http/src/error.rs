@@ -27,7 +27,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub code: Option<&'static str>,
-    pub data: Option<Value>,
+    /// Boxed: keeps `Result<_, ApiError>` small on the happy path.
+    pub data: Option<Box<Value>>,
     pub retry_after_secs: Option<u32>,
     /// Adds `WWW-Authenticate: Bearer` (401 only).
     pub bearer_challenge: bool,
@@ -78,7 +79,7 @@ impl ApiError {
             body.insert("code".into(), Value::String(code.into()));
         }
         if let Some(data) = &self.data {
-            body.insert("data".into(), data.clone());
+            body.insert("data".into(), (**data).clone());
         }
         Value::Object(body)
     }
@@ -122,7 +123,7 @@ impl From<BackendError> for ApiError {
                 Self::new(StatusCode::NOT_IMPLEMENTED, message).with_code("not_supported")
             }
             BackendError::Agent { data, .. } => Self {
-                data,
+                data: data.map(Box::new),
                 ..Self::new(StatusCode::BAD_GATEWAY, message).with_code("agent_error")
             },
             BackendError::Unavailable(_) => {

@@ -230,7 +230,7 @@ impl Inner {
                     .clone();
                 outcome
                     .expect("waited for Some")
-                    .map_err(|message| internal(message))?
+                    .map_err(internal)?
             }
             // The create finished between `open` and here: its outcome is gone,
             // but a successful one left a live session to attach to.

@@ -10,6 +10,11 @@ use std::cell::RefCell;
 
 use qserve_core_logic as logic;
 
+mod size_class_alloc;
+
+#[global_allocator]
+static ALLOCATOR: size_class_alloc::SizeClassAlloc = size_class_alloc::SizeClassAlloc::new();
+
 wit_bindgen::generate!({ path: "../../../wit", world: "core" });
 
 use exports::qserve::bridge::{events, lifecycle, permissions, sessions};

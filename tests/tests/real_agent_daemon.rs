@@ -1,0 +1,121 @@
+//! The real `qwen --acp` (from npm) behind the real daemon, its model a
+//! scripted mock on loopback: a prompt streams text; a write raises a
+//! permission request that the clients vote on — allow lands the file,
+//! reject leaves none; SIGTERM leaves none of qwen's processes behind.
+//!
+//! Skips loudly where qwen is not installed (`bash scripts/npm-deps.sh`),
+//! except under CI=true, where it fails.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{chunk_text, wait_event};
+use nix::sys::signal::Signal;
+use qserve_e2e::daemon::{Daemon, DaemonOptions};
+use qserve_e2e::mock_openai::{MockOpenAi, HELLO_TEXT};
+use qserve_e2e::process_group::processes_with_home;
+use qserve_e2e::real_agent::{qwen_available_or_skip, RealAgentEnv};
+use qserve_e2e::sse::SseStream;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A write through the real agent: prompt, wait for its permission request,
+/// vote `option`, and return the prompt's answer.
+async fn write_with_vote(
+    daemon: &Daemon,
+    events: &mut SseStream,
+    session: &str,
+    path: &std::path::Path,
+    option: &str,
+) -> Value {
+    let prompt = {
+        let url = daemon.url(&format!("/session/{session}/prompt"));
+        let http = daemon.http().clone();
+        let text = format!("write {} hello from the real agent", path.display());
+        tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .json(&json!({ "prompt": [{ "type": "text", "text": text }] }))
+                .send()
+                .await
+                .expect("prompt");
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.unwrap()
+        })
+    };
+    let request = wait_event(events, "permission_request", |_| true).await;
+    let data = &request["data"];
+    assert_eq!(data["toolCall"]["kind"], "edit", "{request}");
+    let offered: Vec<&str> = data["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["optionId"].as_str().unwrap())
+        .collect();
+    assert!(offered.contains(&"proceed_once") && offered.contains(&"cancel"), "{offered:?}");
+    let (status, body) = daemon
+        .post_json(
+            &format!("/permission/{}", data["requestId"].as_str().unwrap()),
+            &json!({ "outcome": { "outcome": "selected", "optionId": option } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::timeout(Duration::from_secs(120), prompt)
+        .await
+        .expect("the turn ends after the vote")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn real_qwen_streams_asks_permission_and_writes_only_when_allowed() {
+    if !qwen_available_or_skip("real_qwen_streams_asks_permission_and_writes_only_when_allowed") {
+        return;
+    }
+    let mock = MockOpenAi::start().expect("mock model");
+    let agent = RealAgentEnv::new(&mock.base_url());
+    // The harness gives the cold start of qwen's three node processes a long --init-timeout.
+    let mut daemon = Daemon::start(DaemonOptions::with_real_agent(&agent)).await;
+
+    let workspace = agent.workspace();
+    let (status, created) = daemon
+        .post_json("/session", &json!({ "cwd": workspace.display().to_string() }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}\n{}", daemon.log());
+    let session = created["sessionId"].as_str().unwrap().to_owned();
+    let mut events = daemon.subscribe(&session, Some("0")).await;
+
+    let (status, answer) = tokio::time::timeout(
+        Duration::from_secs(120),
+        common::prompt(&daemon, &session, "say hello"),
+    )
+    .await
+    .expect("the first turn ends");
+    assert_eq!(status, StatusCode::OK, "{answer}\n{}", daemon.log());
+    assert_eq!(answer["stopReason"], "end_turn");
+    let mut text = String::new();
+    while !text.contains(HELLO_TEXT) {
+        let chunk = wait_event(&mut events, "session_update", |e| chunk_text(e).is_some()).await;
+        text.push_str(chunk_text(&chunk).unwrap());
+    }
+
+    let allowed = workspace.join("allowed.txt");
+    let answer = write_with_vote(&daemon, &mut events, &session, &allowed, "proceed_once").await;
+    assert_eq!(answer["stopReason"], "end_turn");
+    assert_eq!(
+        std::fs::read_to_string(&allowed).expect("the allowed write landed"),
+        "hello from the real agent"
+    );
+
+    let refused = workspace.join("refused.txt");
+    let answer = write_with_vote(&daemon, &mut events, &session, &refused, "cancel").await;
+    assert_eq!(answer["stopReason"], "end_turn");
+    assert!(!refused.exists(), "a rejected write leaves no file");
+
+    assert!(!processes_with_home(&agent.home()).is_empty(), "qwen is running");
+    daemon.signal(Signal::SIGTERM);
+    let exit = daemon.wait_for_exit(Duration::from_secs(30)).await.expect("daemon exits");
+    assert_eq!(exit.code(), Some(0), "{}", daemon.log());
+    let left = processes_with_home(&agent.home());
+    assert!(left.is_empty(), "qwen processes outlived the daemon: {left:?}");
+}
