@@ -109,17 +109,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
 
     let signals = signals::Signals::install()?;
-    let first_signal = signals.first();
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(qserve_http::serve(
         listener,
         Arc::new(bridge.clone()),
         http_config,
-        first_signal,
+        async move {
+            let _ = http_stopped.await;
+        },
     ));
     signals.wait_first().await;
     tracing::info!("shutting down: ending sessions and stopping agents");
+    // Sessions end first, so every open stream gets its `session_died` frame
+    // and closes; then the listener stops and lingering sockets are closed.
     let drain = async {
         bridge.shutdown().await;
+        let _ = stop_http.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     };
     tokio::select! {

@@ -30,14 +30,6 @@ impl Signals {
         let _ = rx.wait_for(|count| *count >= n).await;
     }
 
-    /// Resolves on the first signal (handed to the HTTP server as its shutdown).
-    pub fn first(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.count.clone();
-        async move {
-            let _ = rx.wait_for(|count| *count >= 1).await;
-        }
-    }
-
     pub async fn wait_first(&self) {
         self.wait_for(1).await
     }

@@ -24,7 +24,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 /** How long one step (a prompt, an awaited event) may take on a loaded 2-core machine. */
 const STEP_TIMEOUT_MS = 20_000;
 /** The whole script; the Rust side kills us a little later than this. */
-const SCRIPT_TIMEOUT_MS = 90_000;
+const SCRIPT_TIMEOUT_MS = 50_000;
 
 const BASE_FEATURES = [
   'health',

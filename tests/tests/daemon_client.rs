@@ -4,8 +4,9 @@
 //! this test starts the daemons it talks to (the fake ACP agent behind them), runs it with
 //! node and asserts on its exit code and its JSON report.
 //!
-//! Needs node >= 20 and the npm packages of scripts/npm-deps.sh. Without them the test says
-//! SKIPPED loudly and passes — except under `CI=true`, where a missing client is a failure.
+//! Needs node >= 20 (`QSERVE_E2E_NODE` names another binary than the `node` on PATH) and the
+//! npm packages of scripts/npm-deps.sh. Without them the test says SKIPPED loudly and passes —
+//! except under `CI=true`, where a missing client is a failure.
 
 mod common;
 
@@ -24,7 +25,7 @@ use serde_json::Value;
 const TOKEN: &str = "e2e-daemon-client-token";
 
 /// Longer than the script's own watchdog, so that a hang is reported by the script first.
-const SCRIPT_DEADLINE: Duration = Duration::from_secs(100);
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(58);
 
 /// Every check the script must report, in its order: a check that silently went missing
 /// from the script fails here instead of passing unseen.
@@ -55,6 +56,10 @@ fn script_path() -> PathBuf {
     tests_dir().join("node/daemon-client-e2e.mjs")
 }
 
+fn node_binary() -> std::ffi::OsString {
+    std::env::var_os("QSERVE_E2E_NODE").unwrap_or_else(|| "node".into())
+}
+
 fn npm_dir() -> PathBuf {
     tests_dir().join("npm")
 }
@@ -62,8 +67,11 @@ fn npm_dir() -> PathBuf {
 /// Why the client cannot run here, if it cannot.
 fn missing_prerequisite() -> Option<String> {
     let sdk_manifest = npm_dir().join("node_modules/@qwen-code/sdk/package.json");
-    match std::process::Command::new("node").arg("--version").output() {
-        Err(error) => return Some(format!("node is not on PATH ({error})")),
+    match std::process::Command::new(node_binary())
+        .arg("--version")
+        .output()
+    {
+        Err(error) => return Some(format!("cannot run {:?} ({error})", node_binary())),
         Ok(output) => {
             let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
             let major: u32 = version
@@ -117,7 +125,7 @@ impl ScriptRun {
 }
 
 async fn run_script(open: &Daemon, guarded: &Daemon, workspace: &Path) -> ScriptRun {
-    let mut command = tokio::process::Command::new("node");
+    let mut command = tokio::process::Command::new(node_binary());
     command
         .arg(script_path())
         .env("QSERVE_E2E_BASE_URL", open.base_url())
@@ -134,7 +142,12 @@ async fn run_script(open: &Daemon, guarded: &Daemon, workspace: &Path) -> Script
     // On timeout the future drops the child, and kill_on_drop ends it.
     let output = tokio::time::timeout(SCRIPT_DEADLINE, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("node {} ran over {SCRIPT_DEADLINE:?}", script_path().display()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "node {} ran over {SCRIPT_DEADLINE:?}",
+                script_path().display()
+            )
+        })
         .expect("waiting for node");
     ScriptRun {
         code: output.status.code(),

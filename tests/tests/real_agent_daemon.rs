@@ -53,7 +53,10 @@ async fn write_with_vote(
         .iter()
         .map(|o| o["optionId"].as_str().unwrap())
         .collect();
-    assert!(offered.contains(&"proceed_once") && offered.contains(&"cancel"), "{offered:?}");
+    assert!(
+        offered.contains(&"proceed_once") && offered.contains(&"cancel"),
+        "{offered:?}"
+    );
     let (status, body) = daemon
         .post_json(
             &format!("/permission/{}", data["requestId"].as_str().unwrap()),
@@ -79,7 +82,10 @@ async fn real_qwen_streams_asks_permission_and_writes_only_when_allowed() {
 
     let workspace = agent.workspace();
     let (status, created) = daemon
-        .post_json("/session", &json!({ "cwd": workspace.display().to_string() }))
+        .post_json(
+            "/session",
+            &json!({ "cwd": workspace.display().to_string() }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{created}\n{}", daemon.log());
     let session = created["sessionId"].as_str().unwrap().to_owned();
@@ -112,10 +118,19 @@ async fn real_qwen_streams_asks_permission_and_writes_only_when_allowed() {
     assert_eq!(answer["stopReason"], "end_turn");
     assert!(!refused.exists(), "a rejected write leaves no file");
 
-    assert!(!processes_with_home(&agent.home()).is_empty(), "qwen is running");
+    assert!(
+        !processes_with_home(&agent.home()).is_empty(),
+        "qwen is running"
+    );
     daemon.signal(Signal::SIGTERM);
-    let exit = daemon.wait_for_exit(Duration::from_secs(30)).await.expect("daemon exits");
+    let exit = daemon
+        .wait_for_exit(Duration::from_secs(30))
+        .await
+        .expect("daemon exits");
     assert_eq!(exit.code(), Some(0), "{}", daemon.log());
     let left = processes_with_home(&agent.home());
-    assert!(left.is_empty(), "qwen processes outlived the daemon: {left:?}");
+    assert!(
+        left.is_empty(),
+        "qwen processes outlived the daemon: {left:?}"
+    );
 }

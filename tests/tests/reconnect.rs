@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use qserve_e2e::daemon::Daemon;
@@ -75,7 +75,7 @@ async fn a_client_that_reconnects_at_random_points_sees_every_event_once_in_orde
     'reading: loop {
         // Read a random number of events, then hang up mid-stream (whatever the server had
         // already sent beyond them is thrown away with the connection).
-        let budget = rng.between(1, 700);
+        let budget = rng.between(1, 400);
         for _ in 0..budget {
             let (frame, envelope) = stream
                 .next_event(WAIT)
@@ -88,7 +88,10 @@ async fn a_client_that_reconnects_at_random_points_sees_every_event_once_in_orde
                 })
                 .unwrap_or_else(|| panic!("the stream ended after {} events", ids.len()));
             let id = envelope["id"].as_u64().unwrap_or_else(|| {
-                panic!("an event without an id: {envelope} (event {:?})", frame.event)
+                panic!(
+                    "an event without an id: {envelope} (event {:?})",
+                    frame.event
+                )
             });
             assert_eq!(
                 frame.id.as_deref(),
@@ -97,7 +100,8 @@ async fn a_client_that_reconnects_at_random_points_sees_every_event_once_in_orde
             );
             let expected = ids.last().map_or(1, |last| last + 1);
             assert_eq!(
-                id, expected,
+                id,
+                expected,
                 "after resuming from {:?} (reconnect {reconnects}, seed {SEED:#x}) the next id",
                 ids.last()
             );
@@ -200,8 +204,7 @@ impl ChunkedDecoder {
                     self.left_in_chunk = None;
                 }
                 None => {
-                    let Some(line_end) = self.pending.windows(2).position(|w| w == b"\r\n")
-                    else {
+                    let Some(line_end) = self.pending.windows(2).position(|w| w == b"\r\n") else {
                         return out;
                     };
                     let line: Vec<u8> = self.pending.drain(..line_end + 2).collect();
@@ -288,7 +291,8 @@ async fn a_subscriber_that_stops_reading_is_evicted_while_another_gets_everythin
     let mut ids = Vec::new();
     let mut bursts = 0;
     while !daemon.log().contains(EVICTION_LOG) && bursts < MAX_BURSTS {
-        let (status, body) = prompt(&daemon, &session, &format!("chunks {BURST} {CHUNK_BYTES}")).await;
+        let (status, body) =
+            prompt(&daemon, &session, &format!("chunks {BURST} {CHUNK_BYTES}")).await;
         assert_eq!(status, StatusCode::OK, "{body}\n{}", daemon.log());
         read_burst(&mut reader, BURST, &mut ids).await;
         bursts += 1;

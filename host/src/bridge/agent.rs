@@ -12,13 +12,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use qserve_acp::methods::{self, method as acp, InitializeInfo};
 use qserve_acp::{
     AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Responder, RpcError,
 };
 use qserve_http::BackendError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 
 use super::Inner;
 
@@ -136,7 +136,8 @@ impl Inner {
         tokio::spawn(self.clone().run_agent(host.clone(), incoming));
         let init = tokio::time::timeout(
             self.config.init_timeout,
-            host.conn.request("initialize", initialize_params()),
+            host.conn
+                .request(acp::INITIALIZE, methods::initialize_params()),
         )
         .await;
         let init = match init {
@@ -155,9 +156,9 @@ impl Inner {
                 )));
             }
         };
-        let supports_close = init
-            .pointer("/agentCapabilities/sessionCapabilities/close")
-            .is_some_and(|v| !v.is_null());
+        let supports_close = InitializeInfo::parse(&init)
+            .map(|info| info.supports_close())
+            .unwrap_or(false);
         let _ = host.supports_close.set(supports_close);
         Ok(host)
     }
@@ -210,7 +211,7 @@ impl Inner {
     }
 
     async fn on_notification(&self, host: &AgentHost, method: &str, params: Box<RawValue>) {
-        if method != "session/update" {
+        if method != acp::SESSION_UPDATE {
             tracing::debug!(method, "ignoring agent notification");
             return;
         }
@@ -239,11 +240,21 @@ impl Inner {
         }
     }
 
+    /// Publish an agent's `session/update` params as a `session_update`
+    /// event, its `sessionId` replaced by the daemon's (clients only know
+    /// that one). Every other value stays the agent's bytes.
     async fn publish_update(&self, session_id: String, params: Box<RawValue>) {
+        let data = match replace_session_id(&params, &session_id) {
+            Ok(data) => data,
+            Err(err) => {
+                tracing::warn!(session = %session_id, "malformed session/update dropped: {err}");
+                return;
+            }
+        };
         let _ = self
             .hub
             .submit(move |hub| {
-                if let Err(fault) = hub.publish(&session_id, "session_update", params.get(), None) {
+                if let Err(fault) = hub.publish(&session_id, "session_update", &data, None) {
                     tracing::error!("{fault}");
                 }
             })
@@ -258,11 +269,18 @@ impl Inner {
         responder: Responder,
     ) {
         let answer = match method.as_str() {
-            "session/request_permission" => self.on_permission_request(&host, &params).await,
-            "fs/read_text_file" => self.on_read_text_file(&host, &params).await,
-            "fs/write_text_file" => self.on_write_text_file(&host, &params).await,
+            acp::SESSION_REQUEST_PERMISSION => self.on_permission_request(&host, &params).await,
+            acp::FS_READ_TEXT_FILE => self.on_read_text_file(&host, &params).await,
+            acp::FS_WRITE_TEXT_FILE => self.on_write_text_file(&host, &params).await,
             _ => {
-                tracing::debug!(method, "agent asked for a method the daemon does not offer");
+                if self.quirks.is_quiet_unknown_method(&method) {
+                    tracing::debug!(method, "answered -32601 (expected from this agent)");
+                } else {
+                    tracing::warn!(
+                        method,
+                        "the agent asked for a method the daemon does not offer; answered -32601"
+                    );
+                }
                 Err(RpcError::method_not_found(&method))
             }
         };
@@ -270,18 +288,14 @@ impl Inner {
     }
 
     /// The daemon session an agent request is about.
-    pub(super) async fn route_request(
+    pub(super) async fn route(
         &self,
         host: &AgentHost,
-        params: &RawValue,
+        agent_session_id: &str,
     ) -> Result<String, RpcError> {
-        let routed: Routed = serde_json::from_str(params.get())
-            .map_err(|err| RpcError::invalid_params(format!("missing sessionId: {err}")))?;
-        host.daemon_session(&routed.session_id)
+        host.daemon_session(agent_session_id)
             .await
-            .ok_or_else(|| {
-                RpcError::invalid_params(format!("unknown session {}", routed.session_id))
-            })
+            .ok_or_else(|| RpcError::invalid_params(format!("unknown session {agent_session_id}")))
     }
 }
 
@@ -292,13 +306,66 @@ fn spawn_failed(message: String) -> BackendError {
     }
 }
 
-fn initialize_params() -> Value {
-    json!({
-        "protocolVersion": 1,
-        "clientCapabilities": {
-            "fs": { "readTextFile": true, "writeTextFile": true },
-            "terminal": false
-        },
-        "clientInfo": { "name": "qserve", "version": env!("CARGO_PKG_VERSION") }
-    })
+/// `params` with its top-level `sessionId` set to `session_id`; the other
+/// members are copied as the agent wrote them, in order.
+fn replace_session_id(params: &RawValue, session_id: &str) -> serde_json::Result<String> {
+    use std::fmt::Write as _;
+    let members: Vec<(std::borrow::Cow<str>, &RawValue)> = {
+        struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
+        impl<'de> serde::Deserialize<'de> for Members<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl<'de> serde::de::Visitor<'de> for Visit {
+                    type Value = Members<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Members<'de>, A::Error> {
+                        let mut members = Vec::new();
+                        while let Some(entry) = map.next_entry()? {
+                            members.push(entry);
+                        }
+                        Ok(Members(members))
+                    }
+                }
+                d.deserialize_map(Visit)
+            }
+        }
+        serde_json::from_str::<Members>(params.get())?.0
+    };
+    let mut out = String::with_capacity(params.get().len() + session_id.len());
+    out.push('{');
+    for (i, (key, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}:", serde_json::to_string(key.as_ref())?);
+        if key == "sessionId" {
+            out.push_str(&serde_json::to_string(session_id)?);
+        } else {
+            out.push_str(value.get());
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_session_id;
+
+    #[test]
+    fn only_the_top_level_session_id_changes_and_the_rest_stays_byte_for_byte() {
+        let raw = serde_json::value::RawValue::from_string(
+            r#"{"update":{"sessionId":"inner","text":"a\u00e9 \n"},"sessionId":"agent-1","x":[1, 2]}"#.into(),
+        )
+        .unwrap();
+        assert_eq!(
+            replace_session_id(&raw, "daemon-9").unwrap(),
+            r#"{"update":{"sessionId":"inner","text":"a\u00e9 \n"},"sessionId":"daemon-9","x":[1, 2]}"#
+        );
+    }
 }

@@ -12,7 +12,7 @@ use qserve_acp::ExitInfo;
 use serde_json::json;
 
 use super::agent::AgentHost;
-use super::permissions::resolved_data;
+use super::permissions::cancel_in_hub;
 use super::sessions::SessionEnd;
 use super::Inner;
 
@@ -33,25 +33,14 @@ impl Inner {
         let cancelled = self
             .hub
             .call(move |hub| {
-                let resolutions = hub.core.cancel_permissions(&sid).unwrap_or_default();
-                for resolution in &resolutions {
-                    let _ = hub.publish(
-                        &sid,
-                        "permission_resolved",
-                        &resolved_data(resolution),
-                        None,
-                    );
-                }
+                let resolutions = cancel_in_hub(hub, &sid);
                 let _ = hub.publish(&sid, "session_died", &data, None);
                 hub.remove_session(&sid);
                 resolutions
             })
             .await
             .unwrap_or_default();
-        for resolution in cancelled {
-            self.waiters
-                .resolve(&resolution.request_id, resolution.outcome);
-        }
+        self.answer_cancelled(cancelled);
     }
 
     /// The agent's process is gone: each of its sessions dies with the exit

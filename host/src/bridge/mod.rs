@@ -33,7 +33,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qserve_acp::AgentCommand;
+use qserve_acp::{AgentCommand, Quirks};
 use qserve_http::{
     Backend, BackendError, CreateSession, DeepHealth, PolicyInfo, SessionCreated, SessionSummary,
     Subscription, VoteOutcome,
@@ -73,6 +73,8 @@ pub struct Bridge {
 
 pub(crate) struct Inner {
     config: BridgeConfig,
+    /// What differs about the configured agent (from its command's name).
+    quirks: &'static Quirks,
     hub: GuestActor<Hub>,
     policy: GuestActor<PolicyGuest>,
     policy_info: PolicyInfo,
@@ -98,6 +100,7 @@ impl Bridge {
     ) -> Self {
         Bridge {
             inner: Arc::new(Inner {
+                quirks: Quirks::for_command(&config.agent),
                 config,
                 hub: GuestActor::spawn("core", move || Hub::new(core())),
                 policy: GuestActor::spawn("policy", policy),

@@ -2,6 +2,8 @@
 //! disagree on it: send it as raw JSON, fall back to the agent's `model`
 //! config option when it has one, and say plainly when neither exists.
 
+use qserve_acp::methods::{self, method};
+use qserve_acp::quirks::ModelSwitch;
 use qserve_http::BackendError;
 use serde_json::{json, Value};
 
@@ -19,29 +21,38 @@ impl Inner {
         let _turn = live.model_turn.lock().await;
         let conn = &live.agent.conn;
         let sid = &live.agent_session_id;
-        let switch =
-            async {
-                match conn
-                .request("session/set_model", json!({ "sessionId": sid, "modelId": model_id }))
-                .await
-            {
-                Err(err) if err.is_method_not_found() => match &live.model_option {
-                    Some(config_id) => conn
-                        .request(
-                            "session/set_config_option",
-                            json!({ "sessionId": sid, "configId": config_id, "value": model_id }),
-                        )
-                        .await
-                        .map_err(agent_failed),
-                    None => Err(BackendError::NotSupported(
-                        "model switching is not supported by this agent (it does not implement \
-                         session/set_model and advertises no model config option)"
-                            .into(),
-                    )),
+        let set_model = || {
+            conn.request(
+                method::SESSION_SET_MODEL,
+                methods::set_model_params(sid, model_id),
+            )
+        };
+        let set_option = |config_id: &str| {
+            conn.request(
+                method::SESSION_SET_CONFIG_OPTION,
+                methods::set_config_option_params(sid, config_id, model_id),
+            )
+        };
+        let switch = async {
+            match (self.quirks.model_switch, live.model_option.as_deref()) {
+                // The agent's model config option is the canonical path.
+                (ModelSwitch::ConfigOptionElseSetModel, Some(config_id)) => {
+                    set_option(config_id).await.map_err(agent_failed)
+                }
+                // `session/set_model` first; on -32601, the config option if any.
+                (_, option) => match set_model().await {
+                    Err(err) if err.is_method_not_found() => match option {
+                        Some(config_id) => set_option(config_id).await.map_err(agent_failed),
+                        None => Err(BackendError::NotSupported(
+                            "model switching is not supported by this agent (it does not implement \
+                             session/set_model and advertises no model config option)"
+                                .into(),
+                        )),
+                    },
+                    other => other.map_err(agent_failed),
                 },
-                other => other.map_err(agent_failed),
             }
-            };
+        };
         let timeout = self.config.model_switch_timeout;
         let result = tokio::time::timeout(timeout, switch)
             .await

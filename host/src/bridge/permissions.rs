@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use qserve_acp::methods::{PermissionOutcome, PermissionRequest};
 use qserve_acp::RpcError;
 use qserve_http::{BackendError, VoteOutcome as ClientVote};
 use qserve_runtime::{
     OfferedOption, PermissionAnswer, PermissionOption, RegisterError, Resolution, ToolCall,
     VoteError, VoteOutcome,
 };
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -24,61 +24,25 @@ use super::agent::AgentHost;
 use super::hub::core_unavailable;
 use super::{internal, Inner};
 
-#[derive(Deserialize)]
-struct PermissionParams<'a> {
-    #[serde(rename = "toolCall", borrow)]
-    tool_call: &'a RawValue,
-    options: Vec<OptionParams>,
-}
-
-#[derive(Deserialize)]
-struct OptionParams {
-    #[serde(rename = "optionId")]
-    option_id: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    kind: String,
-}
-
-/// The parts of a tool call the policy looks at.
-#[derive(Deserialize, Default)]
-struct ToolCallView {
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    locations: Vec<LocationView>,
-    #[serde(rename = "rawInput", default)]
-    raw_input: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct LocationView {
-    path: String,
-}
-
 impl Inner {
     pub(super) async fn on_permission_request(
         self: &Arc<Self>,
         host: &AgentHost,
         params: &RawValue,
     ) -> Result<Value, RpcError> {
-        let session_id = self.route_request(host, params).await?;
-        let request: PermissionParams = serde_json::from_str(params.get())
-            .map_err(|err| RpcError::invalid_params(format!("bad request_permission: {err}")))?;
-        let view: ToolCallView = serde_json::from_str(request.tool_call.get()).unwrap_or_default();
+        let request = PermissionRequest::parse(params)?;
+        let session_id = self.route(host, &request.session_id).await?;
+        let summary = &request.tool_call;
         let call = ToolCall {
             session_id: session_id.clone(),
             workspace: host.workspace.clone(),
-            kind: view.kind.unwrap_or_else(|| "other".into()),
-            title: view.title.unwrap_or_default(),
-            locations: view.locations.into_iter().map(|l| l.path).collect(),
-            raw_input: view
+            kind: summary.kind.clone(),
+            title: summary.title.clone(),
+            locations: summary.locations.clone(),
+            raw_input: summary
                 .raw_input
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "null".into()),
+                .as_ref()
+                .map_or_else(|| "null".to_owned(), Value::to_string),
         };
         let offered: Vec<OfferedOption> = request
             .options
@@ -102,13 +66,13 @@ impl Inner {
                 self.ask_clients(&session_id, &request, timeout).await
             }
         };
-        Ok(agent_answer(&outcome))
+        Ok(agent_answer(outcome))
     }
 
     async fn ask_clients(
         self: &Arc<Self>,
         session_id: &str,
-        request: &PermissionParams<'_>,
+        request: &PermissionRequest,
         timeout: Duration,
     ) -> VoteOutcome {
         let options: Vec<PermissionOption> = request
@@ -120,12 +84,11 @@ impl Inner {
                 kind: o.kind.clone(),
             })
             .collect();
-        let options_json: Vec<Value> = request
-            .options
-            .iter()
-            .map(|o| json!({ "optionId": o.option_id, "name": o.name, "kind": o.kind }))
-            .collect();
-        let tool_call = request.tool_call.get().to_owned();
+        let data_tail = json!({
+            "sessionId": session_id,
+            "toolCall": request.tool_call_raw,
+            "options": request.options_raw,
+        });
         let sid = session_id.to_owned();
         let waiters = self.waiters.clone();
         let registered = self
@@ -140,13 +103,9 @@ impl Inner {
                     }
                 };
                 let waiter = waiters.insert(request_id.clone());
-                let data = format!(
-                    r#"{{"requestId":{},"sessionId":{},"toolCall":{},"options":{}}}"#,
-                    json!(request_id),
-                    json!(sid),
-                    tool_call,
-                    Value::Array(options_json)
-                );
+                let mut data = data_tail;
+                data["requestId"] = Value::String(request_id.clone());
+                let data = data.to_string();
                 let _ = hub.publish(&sid, "permission_request", &data, None);
                 Ok((request_id, waiter))
             })
@@ -243,20 +202,14 @@ impl Inner {
         let sid = session_id.to_owned();
         let cancelled = self
             .hub
-            .call(move |hub| {
-                let resolutions = hub.core.cancel_permissions(&sid).unwrap_or_default();
-                for resolution in &resolutions {
-                    let _ = hub.publish(
-                        &sid,
-                        "permission_resolved",
-                        &resolved_data(resolution),
-                        None,
-                    );
-                }
-                resolutions
-            })
+            .call(move |hub| cancel_in_hub(hub, &sid))
             .await
             .unwrap_or_default();
+        self.answer_cancelled(cancelled);
+    }
+
+    /// Tell the agents' waiting tasks about permissions the core cancelled.
+    pub(super) fn answer_cancelled(&self, cancelled: Vec<Resolution>) {
         for resolution in cancelled {
             self.waiters
                 .resolve(&resolution.request_id, resolution.outcome);
@@ -264,20 +217,42 @@ impl Inner {
     }
 }
 
-/// The `outcome` object of ACP's `RequestPermissionResponse`.
-fn outcome_json(outcome: &VoteOutcome) -> Value {
+/// On the hub thread: resolve a session's pending permissions `cancelled` and
+/// publish each resolution.
+pub fn cancel_in_hub(hub: &mut super::Hub, session_id: &str) -> Vec<Resolution> {
+    let resolutions = hub
+        .core
+        .cancel_permissions(session_id)
+        .unwrap_or_else(|fault| {
+            tracing::error!("{fault}");
+            Vec::new()
+        });
+    for resolution in &resolutions {
+        let _ = hub.publish(
+            session_id,
+            "permission_resolved",
+            &resolved_data(resolution),
+            None,
+        );
+    }
+    resolutions
+}
+
+fn acp_outcome(outcome: VoteOutcome) -> PermissionOutcome {
     match outcome {
-        VoteOutcome::Selected(option_id) => json!({ "outcome": "selected", "optionId": option_id }),
-        VoteOutcome::Cancelled => json!({ "outcome": "cancelled" }),
+        VoteOutcome::Selected(option_id) => PermissionOutcome::Selected(option_id),
+        VoteOutcome::Cancelled => PermissionOutcome::Cancelled,
     }
 }
 
-fn agent_answer(outcome: &VoteOutcome) -> Value {
-    json!({ "outcome": outcome_json(outcome) })
+/// ACP's `RequestPermissionResponse` for an outcome.
+fn agent_answer(outcome: VoteOutcome) -> Value {
+    acp_outcome(outcome).to_response()
 }
 
-/// The `data` of a `permission_resolved` event.
+/// The `data` of a `permission_resolved` event: `{requestId, outcome}` with
+/// the same `outcome` object the agent receives.
 pub fn resolved_data(resolution: &Resolution) -> String {
-    json!({ "requestId": resolution.request_id, "outcome": outcome_json(&resolution.outcome) })
-        .to_string()
+    let response = agent_answer(resolution.outcome.clone());
+    json!({ "requestId": resolution.request_id, "outcome": response["outcome"] }).to_string()
 }

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use qserve_acp::methods::{self, method};
 use qserve_http::BackendError;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::sessions::LiveSession;
 use super::Inner;
@@ -14,14 +15,11 @@ impl Inner {
     pub(super) async fn prompt(
         self: Arc<Self>,
         session_id: &str,
-        mut body: serde_json::Map<String, Value>,
+        body: serde_json::Map<String, Value>,
     ) -> Result<Value, BackendError> {
         let live = self.session(session_id)?;
         // The URL names the session; a `sessionId` in the body never wins.
-        body.insert(
-            "sessionId".into(),
-            Value::String(live.agent_session_id.clone()),
-        );
+        let params = methods::prompt_params(&live.agent_session_id, body);
         let _turn = live.prompt_turn.lock().await;
         // The session may have ended while this prompt waited.
         self.session(session_id)?;
@@ -33,7 +31,7 @@ impl Inner {
         let answer = live
             .agent
             .conn
-            .request("session/prompt", Value::Object(body))
+            .request(method::SESSION_PROMPT, params)
             .await;
         cancel_if_dropped.armed = false;
         answer.map_err(|err| {
@@ -62,8 +60,8 @@ impl Inner {
     async fn cancel_turn(&self, live: &LiveSession) {
         self.cancel_permissions(&live.id).await;
         if let Err(err) = live.agent.conn.notify(
-            "session/cancel",
-            json!({ "sessionId": live.agent_session_id }),
+            method::SESSION_CANCEL,
+            methods::session_id_params(&live.agent_session_id),
         ) {
             tracing::warn!(session = %live.id, "could not send session/cancel: {err}");
         }

@@ -4,6 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use qserve_acp::methods::{self, method, NewSessionInfo};
 use qserve_acp::RpcError;
 use qserve_http::{BackendError, CreateSession, SessionCreated, SessionScope, SessionSummary};
 use qserve_runtime::{OpenError, OpenOutcome, Scope};
@@ -171,8 +172,10 @@ impl Inner {
         let host = self.agent_for(workspace).await?;
         let answer = tokio::time::timeout(
             self.config.init_timeout,
-            host.conn
-                .request("session/new", json!({ "cwd": workspace, "mcpServers": [] })),
+            host.conn.request(
+                method::SESSION_NEW,
+                methods::new_session_params(Path::new(workspace)),
+            ),
         )
         .await
         .map_err(|_| {
@@ -182,12 +185,13 @@ impl Inner {
             ))
         })?
         .map_err(|err| agent_error("session/new", err))?;
-        let agent_session_id = answer
-            .get("sessionId")
-            .and_then(Value::as_str)
-            .ok_or_else(|| internal("the agent's `session/new` answer has no sessionId"))?
-            .to_owned();
-        let model_option = model_config_option(&answer);
+        let info = NewSessionInfo::parse(&answer).map_err(|err| {
+            internal(format!(
+                "the agent's `session/new` answer is malformed: {err}"
+            ))
+        })?;
+        let agent_session_id = info.session_id.clone();
+        let model_option = info.model_config_option().map(|option| option.id.clone());
 
         let agent_sid = agent_session_id.clone();
         let session = self
@@ -228,9 +232,7 @@ impl Inner {
                     .await
                     .map_err(|_| internal("the coalesced create was abandoned"))?
                     .clone();
-                outcome
-                    .expect("waited for Some")
-                    .map_err(internal)?
+                outcome.expect("waited for Some").map_err(internal)?
             }
             // The create finished between `open` and here: its outcome is gone,
             // but a successful one left a live session to attach to.
@@ -293,8 +295,8 @@ impl Inner {
         let host = &live.agent;
         if host.supports_close.get() == Some(&true) {
             let close = host.conn.request(
-                "session/close",
-                json!({ "sessionId": live.agent_session_id }),
+                method::SESSION_CLOSE,
+                methods::session_id_params(&live.agent_session_id),
             );
             match tokio::time::timeout(std::time::Duration::from_secs(5), close).await {
                 Ok(Ok(_)) => {}
@@ -328,18 +330,6 @@ pub fn canonical_workspace(cwd: &Path) -> String {
             out.display().to_string()
         }
     }
-}
-
-/// The id of a config option with category `model` in a `session/new` answer.
-fn model_config_option(answer: &Value) -> Option<String> {
-    answer
-        .get("configOptions")?
-        .as_array()?
-        .iter()
-        .find(|o| o.get("category").and_then(Value::as_str) == Some("model"))?
-        .get("id")?
-        .as_str()
-        .map(str::to_owned)
 }
 
 /// An agent's JSON-RPC error on a create-path call, as a 500 with its detail.
