@@ -44,6 +44,17 @@ pub struct CoreFault {
     pub cause: String,
 }
 
+/// What a core fault cost, for whoever must tell agents and clients: the
+/// restored sessions (with the id their event sequence continues after) lost
+/// their retained events and pending permissions.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub cause: String,
+    pub sessions: Vec<(String, u64)>,
+}
+
+type RecoveryListener = Box<dyn Fn(Recovery) + Send>;
+
 /// What the wrapper remembers of each live session to survive a fault.
 struct Shadow {
     session: Session,
@@ -59,6 +70,7 @@ pub struct CoreGuest {
     shadow: HashMap<String, Shadow>,
     /// Set when a fresh instance could not be built; every call retries.
     broken: Option<String>,
+    on_recovery: Option<RecoveryListener>,
 }
 
 impl CoreGuest {
@@ -97,7 +109,13 @@ impl CoreGuest {
             deadline_ticks: engine.ticks_for(CORE_CALL_DEADLINE),
             shadow: HashMap::new(),
             broken: None,
+            on_recovery: None,
         })
+    }
+
+    /// Be told after every recovery from a fault (called on the owner thread).
+    pub fn on_recovery(&mut self, listener: impl Fn(Recovery) + Send + 'static) {
+        self.on_recovery = Some(Box::new(listener));
     }
 
     /// Run one guest call under the deadline; on a fault, rebuild and report.

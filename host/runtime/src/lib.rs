@@ -29,7 +29,7 @@ mod policy_guest;
 pub use actor::{ActorGone, GuestActor};
 pub use core_guest::{
     CoreFault, CoreGuest, CoreLimits, CoreStats, Event, OpenError, OpenOutcome, PermissionOption,
-    RegisterError, Resolution, Scope, Session, VoteError, VoteOutcome,
+    Recovery, RegisterError, Resolution, Scope, Session, VoteError, VoteOutcome,
 };
 pub use embedded::{EMBEDDED_CORE, EMBEDDED_DEFAULT_POLICY};
 pub use engine::{EngineOptions, GuestEngine, LoadedComponent};

@@ -125,6 +125,8 @@ impl PolicyGuest {
             })?;
         guest.label = Arc::from(format!("policy:{}", info.name));
         guest.info = info;
+        // The next instance is created with the policy's own name in its log lines.
+        guest.live = None;
         Ok(guest)
     }
 
@@ -171,7 +173,7 @@ impl PolicyGuest {
         store.data_mut().flush_captured_output();
         result.map_err(|err| {
             self.live = None;
-            self.fault(name, describe_trap(&err, self.options.call_deadline))
+            self.fault(name, describe_trap(&err, &self.options))
         })
     }
 
@@ -255,20 +257,26 @@ fn reject_option(offered: &[OfferedOption]) -> Option<String> {
     })
 }
 
-/// Say what happened in words an operator recognises.
-fn describe_trap(err: &wasmtime::Error, deadline: Duration) -> String {
-    match err.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => {
-            format!("exceeded its {} ms deadline", deadline.as_millis())
-        }
-        Some(trap) => format!("trapped: {trap}"),
-        None => {
-            let text = format!("{err:#}");
-            if text.contains("memory") && text.contains("limit") {
-                format!("hit its memory cap: {text}")
-            } else {
-                text
+/// Say what happened in words an operator recognises: one line, no wasm
+/// backtrace (that goes to the debug log), since it reaches clients in
+/// refusal messages.
+fn describe_trap(err: &wasmtime::Error, options: &PolicyOptions) -> String {
+    tracing::debug!("policy fault detail: {err:?}");
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::Interrupt => {
+                format!(
+                    "exceeded its {} ms deadline",
+                    options.call_deadline.as_millis()
+                )
             }
-        }
+            other => format!("trapped: {other}"),
+        };
+    }
+    let root = err.root_cause().to_string();
+    if root.contains("growing memory") || root.contains("memory minimum size") {
+        format!("hit its {} MiB memory cap", options.memory_cap >> 20)
+    } else {
+        root.lines().next().unwrap_or("unknown fault").to_owned()
     }
 }

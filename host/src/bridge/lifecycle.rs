@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qserve_acp::ExitInfo;
+use qserve_runtime::Recovery;
 use serde_json::json;
 
 use super::agent::AgentHost;
@@ -123,6 +124,30 @@ impl Inner {
     pub(super) fn kill_all_agents(&self) {
         for agent in self.live_agents() {
             agent.process.kill_group();
+        }
+    }
+}
+
+/// After the core was rebuilt from a fault: every agent waiting on a vote is
+/// answered `cancelled` (the core no longer knows its request), and each
+/// restored session's subscribers are told what was lost with a
+/// `core_restarted` event (ringed, so a reconnecting client sees it too).
+pub(super) async fn after_core_faults(
+    inner: std::sync::Weak<Inner>,
+    mut recoveries: tokio::sync::mpsc::UnboundedReceiver<Recovery>,
+) {
+    while let Some(recovery) = recoveries.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
+        inner.waiters.cancel_all();
+        for (session_id, last_event_id) in recovery.sessions {
+            let data = json!({
+                "reason": recovery.cause,
+                "lost": ["retained events", "pending permission requests"],
+                "lastEventId": last_event_id,
+            });
+            inner
+                .publish(&session_id, "core_restarted", data.to_string())
+                .await;
         }
     }
 }

@@ -98,11 +98,18 @@ impl Bridge {
         policy: impl FnOnce() -> PolicyGuest + Send + 'static,
         policy_info: PolicyInfo,
     ) -> Self {
-        Bridge {
+        let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
+        let bridge = Bridge {
             inner: Arc::new(Inner {
                 quirks: Quirks::for_command(&config.agent),
                 config,
-                hub: GuestActor::spawn("core", move || Hub::new(core())),
+                hub: GuestActor::spawn("core", move || {
+                    let mut core = core();
+                    core.on_recovery(move |recovery| {
+                        let _ = recovered.send(recovery);
+                    });
+                    Hub::new(core)
+                }),
                 policy: GuestActor::spawn("policy", policy),
                 policy_info,
                 waiters: Arc::default(),
@@ -111,7 +118,12 @@ impl Bridge {
                 in_flight: Mutex::default(),
                 shutting_down: AtomicBool::new(false),
             }),
-        }
+        };
+        tokio::spawn(lifecycle::after_core_faults(
+            Arc::downgrade(&bridge.inner),
+            recoveries,
+        ));
+        bridge
     }
 
     /// Stop everything: see [`lifecycle`].

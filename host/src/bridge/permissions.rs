@@ -148,8 +148,14 @@ impl Inner {
                         self.waiters.resolve(&request_id, VoteOutcome::Cancelled);
                         VoteOutcome::Cancelled
                     }
-                    // A vote won just before the deadline: its outcome is on the way.
-                    _ => waiter.await.unwrap_or(VoteOutcome::Cancelled),
+                    // A vote won just before the deadline (its outcome is on the
+                    // way), or a core fault lost the request (the waiter is
+                    // answered `cancelled`). Bounded either way.
+                    _ => tokio::time::timeout(Duration::from_secs(5), waiter)
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or(VoteOutcome::Cancelled),
                 }
             }
         }

@@ -30,4 +30,11 @@ impl Waiters {
             let _ = tx.send(outcome);
         }
     }
+
+    /// Answer every waiting agent `cancelled` (the core lost its requests).
+    pub fn cancel_all(&self) {
+        for (_, tx) in self.pending.lock().unwrap().drain() {
+            let _ = tx.send(VoteOutcome::Cancelled);
+        }
+    }
 }
