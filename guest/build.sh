@@ -194,8 +194,10 @@ build_modules() {
 
 componentize_all() {
     log "building the componentize tool (host toolchain)"
-    (cd "$repo" && cargo build --quiet -p qserve-componentize)
-    local tool="$repo/target/debug/qserve-componentize"
+    (cd "$repo" && cargo build -p qserve-componentize)
+    local host_target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+    [[ "$host_target_dir" == /* ]] || host_target_dir="$repo/$host_target_dir"
+    local tool="$host_target_dir/debug/qserve-componentize"
     [[ -x "$tool" ]] || die "componentize tool not found at $tool"
 
     mkdir -p "$out_dir"
@@ -256,4 +258,6 @@ main() {
     fi
 }
 
-main "$@"
+# `exit` on the same line: bash reads a script as it runs, so an edit to this
+# file during a long build must not make it run the edited tail.
+main "$@"; exit

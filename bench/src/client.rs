@@ -95,7 +95,10 @@ impl Client {
 }
 
 /// Runs `future` under [`STEP_TIMEOUT`], naming `what` when it runs out.
-pub async fn within<T>(what: &str, future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub async fn within<T>(
+    what: &str,
+    future: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     match tokio::time::timeout(STEP_TIMEOUT, future).await {
         Ok(result) => result,
         Err(_) => bail!("{what}: no progress within {STEP_TIMEOUT:?}"),

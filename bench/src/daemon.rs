@@ -206,7 +206,9 @@ impl Daemon {
             agent_markers: setup.agent_markers(),
             stopped: false,
         };
-        daemon.addr = daemon.wait_for_listening_line(Duration::from_secs(60)).await?;
+        daemon.addr = daemon
+            .wait_for_listening_line(Duration::from_secs(60))
+            .await?;
         daemon.startup.to_listening = spawned.elapsed();
         daemon.wait_for_health(Duration::from_secs(30)).await?;
         daemon.startup.to_health = spawned.elapsed();
@@ -343,16 +345,23 @@ mod tests {
     #[test]
     fn finds_the_address_in_both_daemons_listening_lines() {
         let ours = "INFO policy loaded\nqserve-host listening on http://127.0.0.1:44161 (policy default 0.1.0)\n";
-        let theirs = "qwen serve listening on http://127.0.0.1:38631 (mode=http-bridge, workspace=/w)\n";
+        let theirs =
+            "qwen serve listening on http://127.0.0.1:38631 (mode=http-bridge, workspace=/w)\n";
         assert_eq!(listening_addr(ours), "127.0.0.1:44161".parse().ok());
         assert_eq!(listening_addr(theirs), "127.0.0.1:38631".parse().ok());
-        assert_eq!(listening_addr("qserve-host listening on http://127.0.0.1:4"), None);
+        assert_eq!(
+            listening_addr("qserve-host listening on http://127.0.0.1:4"),
+            None
+        );
         assert_eq!(listening_addr("starting…"), None);
     }
 
     #[test]
     fn the_launcher_names_the_agent_as_a_js_string() {
         let script = launcher_script(Path::new("/opt/my \"agent\"/fake-agent"));
-        assert!(script.contains(r#"spawn("/opt/my \"agent\"/fake-agent""#), "{script}");
+        assert!(
+            script.contains(r#"spawn("/opt/my \"agent\"/fake-agent""#),
+            "{script}"
+        );
     }
 }

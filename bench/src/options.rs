@@ -108,7 +108,11 @@ impl Options {
             }
         }
         for (what, path, needed) in [
-            ("--qserve-host", &options.qserve_host, options.only != Only::Qwen),
+            (
+                "--qserve-host",
+                &options.qserve_host,
+                options.only != Only::Qwen,
+            ),
             ("--fake-agent", &options.fake_agent, true),
             ("--qwen", &options.qwen, options.only != Only::Qserve),
         ] {

@@ -133,7 +133,12 @@ pub fn own_cpu_time() -> Duration {
 /// The 1-, 5- and 15-minute load averages, as /proc/loadavg prints them.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "?".into())
 }
 

@@ -48,7 +48,9 @@ impl Metric {
             Metric::EventsOne => "events/s, 1 subscriber".into(),
             Metric::EventsMany => format!("events/s, {} subscribers (total)", layout.subscribers),
             Metric::DaemonCpuOne => "daemon CPU ms / 1k events, 1 sub".into(),
-            Metric::DaemonCpuMany => format!("daemon CPU ms / 1k events, {} sub", layout.subscribers),
+            Metric::DaemonCpuMany => {
+                format!("daemon CPU ms / 1k events, {} sub", layout.subscribers)
+            }
             Metric::PermissionP50 => "permission round trip p50, ms".into(),
             Metric::PermissionP99 => "permission round trip p99, ms".into(),
             Metric::RssIdle => "daemon RSS idle, MiB".into(),
@@ -101,7 +103,10 @@ pub struct Results {
 
 impl Results {
     pub fn record(&mut self, flavor: Flavor, metric: Metric, value: f64) {
-        self.samples.entry((flavor, metric)).or_default().push(value);
+        self.samples
+            .entry((flavor, metric))
+            .or_default()
+            .push(value);
     }
 
     fn of(&self, flavor: Flavor, metric: Metric) -> &[f64] {
@@ -116,8 +121,8 @@ impl Results {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<40} {:>26} {:>26} {:>10} {:>9}  {}",
-            "metric (median [min–max] over rounds)", "qserve-host", "qwen serve", "ratio", "target", "met"
+            "{:<40} {:>26} {:>26} {:>10} {:>9}  met",
+            "metric (median [min–max] over rounds)", "qserve-host", "qwen serve", "ratio", "target",
         );
         for metric in Metric::ALL {
             let ours = self.of(Flavor::Qserve, metric);
@@ -199,9 +204,15 @@ mod tests {
     #[test]
     fn verdicts_follow_the_direction_of_the_metric() {
         let (ratio, target, met) = compare(Metric::EventsOne, 200_000.0, 16_000.0);
-        assert_eq!((ratio.as_str(), target.as_str(), met.as_str()), ("12.5×", "≥ 10×", "yes"));
+        assert_eq!(
+            (ratio.as_str(), target.as_str(), met.as_str()),
+            ("12.5×", "≥ 10×", "yes")
+        );
         let (ratio, _, met) = compare(Metric::RssIdle, 50.0, 200.0);
-        assert_eq!((ratio.as_str(), met.as_str()), ("1/4.0", "NO (80% of target)"));
+        assert_eq!(
+            (ratio.as_str(), met.as_str()),
+            ("1/4.0", "NO (80% of target)")
+        );
         let (_, target, met) = compare(Metric::PermissionP50, 1.0, 7.0);
         assert!(target.is_empty() && met.is_empty());
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::daemon::{Daemon, Flavor, Setup};
 use crate::machine::cpu_loop_time;
@@ -34,24 +34,49 @@ pub async fn run(options: Options) -> Result<()> {
     println!("{}", describe(&options));
     println!("load at start: {}", procfs::load_average());
     let loop_before = cpu_loop_time();
-    println!("CPU loop before: {:.0} ms", loop_before.as_secs_f64() * 1000.0);
+    println!(
+        "CPU loop before: {:.0} ms",
+        loop_before.as_secs_f64() * 1000.0
+    );
 
     let mut results = Results::default();
     let mut agent_alone_rates = Vec::new();
     let mut loads = Vec::new();
     let mut client_cpu_shares = Vec::new();
     for round in 1..=options.rounds {
-        let agent_time =
-            agent_alone::burst_time(&setup.fake_agent, &setup.workspace, options.chunks, options.chunk_bytes)?;
+        let agent_time = agent_alone::burst_time(
+            &setup.fake_agent,
+            &setup.workspace,
+            options.chunks,
+            options.chunk_bytes,
+        )?;
         agent_alone_rates.push(options.chunks as f64 / agent_time.as_secs_f64());
         for &flavor in &flavors {
             let load = procfs::load_average();
-            println!("round {round}/{}: {} (load {load}) …", options.rounds, flavor.name());
+            println!(
+                "round {round}/{}: {} (load {load}) …",
+                options.rounds,
+                flavor.name()
+            );
             loads.push(format!("r{round} {}: {load}", short_name(flavor)));
-            let home = scratch.path().join(format!("home-{}-{round}", short_name(flavor)));
-            measure(&options, &setup, flavor, &home, &mut results, &mut client_cpu_shares)
-                .await
-                .with_context(|| format!("round {round}, {}", flavor.name()))?;
+            let home = scratch
+                .path()
+                .join(format!("home-{}-{round}", short_name(flavor)));
+            // A failed run is reported, not fatal: the other runs' figures still count.
+            let outcome = measure(
+                &options,
+                &setup,
+                flavor,
+                &home,
+                &mut results,
+                &mut client_cpu_shares,
+            )
+            .await;
+            if let Err(error) = outcome {
+                let message = format!("round {round}, {} failed: {error:#}", flavor.name());
+                eprintln!("{message}");
+                results.notes.push(message);
+            }
         }
     }
 
@@ -101,17 +126,32 @@ async fn measure(
     let settle = Duration::from_millis(options.settle_ms);
     let daemon = Daemon::start(setup, flavor, home).await?;
     results.record(flavor, Metric::StartupCold, ms(daemon.startup.to_health));
+    println!(
+        "  start-up: listening after {:.0} ms, /health 200 after {:.0} ms",
+        ms(daemon.startup.to_listening),
+        ms(daemon.startup.to_health)
+    );
 
     tokio::time::sleep(settle).await;
-    results.record(flavor, Metric::RssIdle, daemon.rss_mib());
+    let idle = daemon.rss_mib();
+    results.record(flavor, Metric::RssIdle, idle);
+    println!("  RSS idle {idle:.1} MiB");
 
     let with_sessions =
         sessions::rss_with_sessions(&daemon, &setup.workspace, options.sessions, settle).await?;
     results.record(flavor, Metric::RssSessions, with_sessions);
+    println!(
+        "  RSS with {} sessions {with_sessions:.1} MiB",
+        options.sessions
+    );
 
     for (subscribers, rate_metric, cpu_metric) in [
         (1, Metric::EventsOne, Metric::DaemonCpuOne),
-        (options.subscribers, Metric::EventsMany, Metric::DaemonCpuMany),
+        (
+            options.subscribers,
+            Metric::EventsMany,
+            Metric::DaemonCpuMany,
+        ),
     ] {
         let outcome = burst::burst(
             &daemon,
@@ -121,10 +161,20 @@ async fn measure(
             options.chunk_bytes,
         )
         .await?;
+        println!(
+            "  burst to {subscribers}: {}/{} events in {:.0} ms = {:.0} events/s; daemon CPU {:.0} ms, client CPU {:.0} ms",
+            outcome.delivered,
+            outcome.expected,
+            ms(outcome.elapsed),
+            outcome.events_per_second(),
+            ms(outcome.daemon_cpu),
+            ms(outcome.client_cpu)
+        );
         results.record(flavor, rate_metric, outcome.events_per_second());
         results.record(flavor, cpu_metric, outcome.daemon_cpu_ms_per_kevent());
-        client_cpu_shares
-            .push(outcome.client_cpu.as_secs_f64() / outcome.elapsed.as_secs_f64().max(1e-9) * 100.0);
+        client_cpu_shares.push(
+            outcome.client_cpu.as_secs_f64() / outcome.elapsed.as_secs_f64().max(1e-9) * 100.0,
+        );
         if let Some(problem) = &outcome.problem {
             results.notes.push(format!(
                 "{} burst to {subscribers} subscriber(s): {}/{} events delivered; {problem}",
@@ -143,15 +193,26 @@ async fn measure(
     )
     .await?;
     let samples = millis(&samples);
-    results.record(flavor, Metric::PermissionP50, percentile(&samples, 50.0));
-    results.record(flavor, Metric::PermissionP99, percentile(&samples, 99.0));
+    let (p50, p99) = (percentile(&samples, 50.0), percentile(&samples, 99.0));
+    results.record(flavor, Metric::PermissionP50, p50);
+    results.record(flavor, Metric::PermissionP99, p99);
+    println!(
+        "  permission round trips: p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
+        min_max(&samples).1
+    );
 
-    results.record(flavor, Metric::RssAfter, daemon.rss_mib());
+    let after = daemon.rss_mib();
+    results.record(flavor, Metric::RssAfter, after);
+    println!("  RSS after the runs {after:.1} MiB");
     daemon.stop();
 
     // The same HOME again: what a restart costs once caches exist.
     let again = Daemon::start(setup, flavor, home).await?;
     results.record(flavor, Metric::StartupWarm, ms(again.startup.to_health));
+    println!(
+        "  second start (same HOME): /health 200 after {:.0} ms",
+        ms(again.startup.to_health)
+    );
     again.stop();
     Ok(())
 }

@@ -101,7 +101,6 @@ impl EventStream {
             }
         }
     }
-
 }
 
 /// Appends body bytes to the payload, taking the chunk framing off when there is one.

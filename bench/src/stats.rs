@@ -29,9 +29,11 @@ pub fn median(samples: &[f64]) -> f64 {
 }
 
 pub fn min_max(samples: &[f64]) -> (f64, f64) {
-    samples.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-        (lo.min(*x), hi.max(*x))
-    })
+    samples
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        })
 }
 
 pub fn millis(samples: &[Duration]) -> Vec<f64> {

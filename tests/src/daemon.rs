@@ -153,6 +153,10 @@ impl Daemon {
         for name in &options.env_remove {
             command.env_remove(name);
         }
+        // Compiling a component in a debug build takes seconds: every daemon
+        // of a test run shares one cache of compiled components (unless the
+        // test sets its own).
+        command.env("QSERVE_CACHE_DIR", shared_component_cache());
         command.envs(options.envs.iter().map(|(name, value)| (name, value)));
         if let Some(token) = &options.token {
             command.env("QSERVE_TOKEN", token);
@@ -474,4 +478,10 @@ mod tests {
         assert_eq!(listening_url("listening on http://127.0.0.1:"), None);
         assert_eq!(listening_url("starting up"), None);
     }
+}
+
+/// The compiled-component cache shared by the daemons of a test run
+/// (`target/test-component-cache`, beside the guests' own test cache).
+pub fn shared_component_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")
 }

@@ -37,7 +37,8 @@ fn drive(
     chunk_bytes: usize,
 ) -> Result<Duration> {
     let mut input = child.stdin.take().context("agent stdin")?;
-    let mut output = BufReader::with_capacity(256 * 1024, child.stdout.take().context("agent stdout")?);
+    let mut output =
+        BufReader::with_capacity(256 * 1024, child.stdout.take().context("agent stdout")?);
     let mut line = Vec::new();
     let mut call = |id: u32, method: &str, params: String| -> Result<()> {
         writeln!(
@@ -63,10 +64,18 @@ fn drive(
         }
     };
 
-    call(1, "initialize", r#"{"protocolVersion":1,"clientCapabilities":{}}"#.into())?;
+    call(
+        1,
+        "initialize",
+        r#"{"protocolVersion":1,"clientCapabilities":{}}"#.into(),
+    )?;
     response_to(1, &mut line)?;
     let cwd = json_quote(&workspace.display().to_string());
-    call(2, "session/new", format!(r#"{{"cwd":{cwd},"mcpServers":[]}}"#))?;
+    call(
+        2,
+        "session/new",
+        format!(r#"{{"cwd":{cwd},"mcpServers":[]}}"#),
+    )?;
     response_to(2, &mut line)?;
     let session = json_quote(json_string_field(&line, "sessionId").context("no sessionId")?);
     let started = Instant::now();

@@ -13,6 +13,7 @@ mod fast_map;
 mod ids;
 mod permissions;
 mod sessions;
+mod size_class_alloc;
 
 pub use crate::core_state::{Core, Limits, PublishError, Stats};
 pub use crate::events::{Event, EventRing};
@@ -23,3 +24,4 @@ pub use crate::permissions::{
 pub use crate::sessions::{
     FinishCreateError, OpenError, OpenOutcome, Scope, Session, SessionRegistry,
 };
+pub use crate::size_class_alloc::SizeClassAlloc;

@@ -53,7 +53,11 @@ fn native_round(data: &str) -> Duration {
         qserve_core_logic::OpenOutcome::Create(r) => r,
         _ => unreachable!(),
     };
-    let sid = core.finish_create(reservation, "agent".to_owned()).unwrap().id.clone();
+    let sid = core
+        .finish_create(reservation, "agent".to_owned())
+        .unwrap()
+        .id
+        .clone();
     let started = Instant::now();
     for _ in 0..EVENTS {
         // The component copies the strings into its memory; so does this.
