@@ -38,6 +38,7 @@ core_exports="qserve:bridge/lifecycle@0.1.0,qserve:bridge/sessions@0.1.0,qserve:
 policy_exports="qserve:bridge/decide@0.1.0"
 components=(
     "qserve-guest-core|core|$host_if|$core_exports"
+    "qserve-guest-core-faulty|core-faulty|$host_if|$core_exports"
     "policy-default|policy-default|$host_if,$config_if|$policy_exports"
     "policy-readonly|policy-readonly|$host_if,$config_if|$policy_exports"
     "policy-hostile-loop|policy-hostile-loop|$host_if,$config_if|$policy_exports"

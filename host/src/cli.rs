@@ -80,6 +80,9 @@ pub struct ServeArgs {
     /// A policy component (.wasm) to use instead of the embedded default.
     #[arg(long, env = "QSERVE_COMPONENT")]
     pub component: Option<PathBuf>,
+    /// For tests: a core component instead of the embedded one.
+    #[arg(long, env = "QSERVE_CORE_COMPONENT", hide = true)]
+    pub core_component: Option<PathBuf>,
     /// A configuration document handed to the policy as is.
     #[arg(long, env = "QSERVE_POLICY_CONFIG")]
     pub policy_config: Option<PathBuf>,

@@ -43,7 +43,10 @@ pub fn policy_options(args: &ServeArgs) -> anyhow::Result<PolicyOptions> {
 
 pub fn load(args: &ServeArgs) -> anyhow::Result<Guests> {
     let engine = engine(args)?;
-    let core_component = engine.load_bytes("embedded core", EMBEDDED_CORE, "core")?;
+    let core_component = match &args.core_component {
+        Some(path) => engine.load_bytes(&path.display().to_string(), &read(path)?, "core")?,
+        None => engine.load_bytes("embedded core", EMBEDDED_CORE, "core")?,
+    };
     let core = CoreGuest::new(
         &engine,
         &core_component,
@@ -74,4 +77,8 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Guests> {
         policy: Box::new(move || policy),
         policy_info,
     })
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }

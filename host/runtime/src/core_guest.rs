@@ -143,8 +143,24 @@ impl CoreGuest {
                     "core guest fault: {cause}; rebuilding the core"
                 );
                 self.recover();
+                if self.broken.is_none() {
+                    self.announce_recovery(&cause);
+                }
                 Err(CoreFault { call: name, cause })
             }
+        }
+    }
+
+    fn announce_recovery(&self, cause: &str) {
+        if let Some(listener) = &self.on_recovery {
+            listener(Recovery {
+                cause: cause.to_owned(),
+                sessions: self
+                    .shadow
+                    .iter()
+                    .map(|(id, shadow)| (id.clone(), shadow.last_event_id))
+                    .collect(),
+            });
         }
     }
 

@@ -204,3 +204,96 @@ fn the_embedded_core_is_a_working_core() {
         Some(1)
     );
 }
+
+fn faulty_core() -> (
+    CoreGuest,
+    std::sync::Arc<std::sync::Mutex<Vec<qserve_runtime::Recovery>>>,
+) {
+    let loaded = support::component("core-faulty");
+    let mut core = CoreGuest::new(
+        support::engine(),
+        &loaded,
+        CoreLimits {
+            max_sessions: 0,
+            ring_size: 100,
+            max_pending_permissions: 8,
+        },
+    )
+    .unwrap();
+    let recoveries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = recoveries.clone();
+    core.on_recovery(move |recovery| seen.lock().unwrap().push(recovery));
+    (core, recoveries)
+}
+
+#[test]
+fn a_core_trap_rebuilds_the_core_with_its_sessions_and_their_id_sequences() {
+    let (mut core, recoveries) = faulty_core();
+    let sid = create(&mut core, "/w", Scope::Single, "agent-1");
+    assert!(matches!(
+        core.open("/w", Scope::Single).unwrap(),
+        Ok(OpenOutcome::Attached(_))
+    ));
+    for _ in 0..3 {
+        core.publish(&sid, "session_update", "{}", None).unwrap();
+    }
+    let pending = core.register_permission(&sid, &options()).unwrap().unwrap();
+
+    let fault = core
+        .publish(
+            &sid,
+            "session_update",
+            r#"{"text":"qserve-test-core-trap"}"#,
+            None,
+        )
+        .expect_err("the injected trap surfaces as a fault");
+    assert_eq!(fault.call, "publish");
+
+    let restored = core.get(&sid).unwrap().expect("the session survived");
+    assert_eq!(restored.attach_count, 2, "attach count kept");
+    assert_eq!(restored.agent_session_id, "agent-1");
+    assert_eq!(
+        core.publish(&sid, "session_update", "{}", None).unwrap(),
+        Some(4),
+        "ids continue"
+    );
+    let replayed: Vec<u64> = core
+        .replay(&sid, 0)
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        replayed,
+        vec![4],
+        "retained events were lost with the instance"
+    );
+    assert!(matches!(
+        core.vote(&pending, &VoteOutcome::Cancelled).unwrap(),
+        Err(VoteError::NotFound)
+    ));
+    let recoveries = recoveries.lock().unwrap();
+    assert_eq!(recoveries.len(), 1);
+    assert_eq!(recoveries[0].sessions, vec![(sid.clone(), 3)]);
+}
+
+#[test]
+fn a_hanging_core_is_stopped_by_its_deadline_and_the_next_call_works() {
+    let (mut core, recoveries) = faulty_core();
+    let sid = create(&mut core, "/w", Scope::Single, "a");
+    let started = std::time::Instant::now();
+    assert!(core
+        .publish(&sid, "session_update", "qserve-test-core-hang", None)
+        .is_err());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        core.publish(&sid, "session_update", "{}", None).unwrap(),
+        Some(1)
+    );
+    assert_eq!(recoveries.lock().unwrap().len(), 1);
+}
