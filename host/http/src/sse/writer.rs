@@ -81,14 +81,25 @@ impl SseWriter {
                     self.phase = Phase::Replay;
                     return Some(Bytes::from_static(RETRY_PREAMBLE));
                 }
-                Phase::Replay => match self.replay.next() {
-                    Some(frame) => {
-                        if let Some(bytes) = self.admit(frame) {
-                            return Some(bytes);
+                Phase::Replay => {
+                    let mut batch = Batch::default();
+                    while !batch.is_full() {
+                        match self.replay.next() {
+                            Some(frame) => {
+                                if let Some(bytes) = self.admit(frame) {
+                                    batch.push(bytes);
+                                }
+                            }
+                            None => {
+                                self.phase = Phase::Live;
+                                break;
+                            }
                         }
                     }
-                    None => self.phase = Phase::Live,
-                },
+                    if let Some(bytes) = batch.finish() {
+                        return Some(bytes);
+                    }
+                }
                 Phase::Live => {
                     if let Some(chunk) = self.next_live_chunk().await {
                         return chunk;
@@ -107,7 +118,24 @@ impl SseWriter {
             _ = self.stop.cancelled() => Some(self.drain_for_shutdown()),
             received = self.live.recv() => match received {
                 Some(frame) => {
-                    let bytes = self.admit(frame)?;
+                    // Whatever else is already queued goes out in the same
+                    // write: a burst empties the queue in a few writes
+                    // instead of one per frame.
+                    let mut batch = Batch::default();
+                    if let Some(bytes) = self.admit(frame) {
+                        batch.push(bytes);
+                    }
+                    while !batch.is_full() {
+                        match self.live.try_recv() {
+                            Ok(frame) => {
+                                if let Some(bytes) = self.admit(frame) {
+                                    batch.push(bytes);
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let bytes = batch.finish()?;
                     if let Some(heartbeat) = self.heartbeat.as_mut() {
                         heartbeat.reset();
                     }
@@ -157,6 +185,49 @@ impl SseWriter {
             self.last_sent = Some(id);
         }
         Some(frame.bytes)
+    }
+}
+
+/// Frames joined into one body chunk, up to a size that keeps a single write
+/// reasonable. One frame alone is passed through without copying.
+#[derive(Default)]
+struct Batch {
+    first: Option<Bytes>,
+    joined: Option<bytes::BytesMut>,
+}
+
+/// Stop adding frames to a chunk past this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
+
+impl Batch {
+    fn push(&mut self, bytes: Bytes) {
+        match (&mut self.first, &mut self.joined) {
+            (None, None) => self.first = Some(bytes),
+            (Some(first), None) => {
+                let mut joined = bytes::BytesMut::with_capacity((first.len() + bytes.len()) * 4);
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(&bytes);
+                self.first = None;
+                self.joined = Some(joined);
+            }
+            (_, Some(joined)) => joined.extend_from_slice(&bytes),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        let len = match (&self.first, &self.joined) {
+            (_, Some(joined)) => joined.len(),
+            (Some(first), None) => first.len(),
+            (None, None) => 0,
+        };
+        len >= BATCH_BYTES
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        match self.joined {
+            Some(joined) => Some(joined.freeze()),
+            None => self.first,
+        }
     }
 }
 
