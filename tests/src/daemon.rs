@@ -382,6 +382,12 @@ fn listening_url(line: &str) -> Option<String> {
     (!port.is_empty() && port.chars().all(|c| c.is_ascii_digit())).then_some(url)
 }
 
+/// The compiled-component cache shared by the daemons of a test run
+/// (`target/test-component-cache`, beside the guests' own test cache).
+pub fn shared_component_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,10 +484,4 @@ mod tests {
         assert_eq!(listening_url("listening on http://127.0.0.1:"), None);
         assert_eq!(listening_url("starting up"), None);
     }
-}
-
-/// The compiled-component cache shared by the daemons of a test run
-/// (`target/test-component-cache`, beside the guests' own test cache).
-pub fn shared_component_cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")
 }

@@ -232,6 +232,37 @@ async fn model_switching_reports_success_and_plain_unsupported() {
     );
 }
 
+#[tokio::test]
+async fn an_agent_without_set_model_switches_through_its_model_config_option() {
+    let daemon = daemon(
+        &[],
+        &[
+            ("FAKE_AGENT_NO_SET_MODEL", "1"),
+            ("FAKE_AGENT_MODEL_CONFIG_OPTION", "1"),
+        ],
+    )
+    .await;
+    let ws = tempdir();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let mut events = daemon.subscribe(&session, Some("0")).await;
+    let (status, body) = daemon
+        .post_json(
+            &format!("/session/{session}/model"),
+            &json!({ "modelId": "fake-model-b" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let switched = wait_event(&mut events, "model_switched", |_| true).await;
+    assert_eq!(switched["data"]["modelId"], "fake-model-b");
+    let (status, body) = daemon
+        .post_json(
+            &format!("/session/{session}/model"),
+            &json!({ "modelId": "no-such-model" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the fake accepts any value: {body}");
+}
+
 async fn daemon_no_model() -> qserve_e2e::daemon::Daemon {
     daemon(&[], &[("FAKE_AGENT_NO_SET_MODEL", "1")]).await
 }

@@ -137,7 +137,7 @@ impl CoreGuest {
         match f(&self.core, &mut self.store) {
             Ok(value) => Ok(value),
             Err(err) => {
-                let cause = format!("{err:#}");
+                let cause = crate::fault::describe(&err, CORE_CALL_DEADLINE, CORE_MEMORY_CAP);
                 tracing::error!(
                     call = name,
                     "core guest fault: {cause}; rebuilding the core"

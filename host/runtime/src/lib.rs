@@ -22,6 +22,7 @@ mod core_guest;
 mod embedded;
 mod engine;
 mod error;
+mod fault;
 mod host_state;
 pub mod inspect;
 mod policy_guest;

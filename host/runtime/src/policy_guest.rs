@@ -173,7 +173,10 @@ impl PolicyGuest {
         store.data_mut().flush_captured_output();
         result.map_err(|err| {
             self.live = None;
-            self.fault(name, describe_trap(&err, &self.options))
+            self.fault(
+                name,
+                crate::fault::describe(&err, self.options.call_deadline, self.options.memory_cap),
+            )
         })
     }
 
@@ -255,28 +258,4 @@ fn reject_option(offered: &[OfferedOption]) -> Option<String> {
             .find(|o| o.kind == *kind)
             .map(|o| o.option_id.clone())
     })
-}
-
-/// Say what happened in words an operator recognises: one line, no wasm
-/// backtrace (that goes to the debug log), since it reaches clients in
-/// refusal messages.
-fn describe_trap(err: &wasmtime::Error, options: &PolicyOptions) -> String {
-    tracing::debug!("policy fault detail: {err:?}");
-    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-        return match trap {
-            wasmtime::Trap::Interrupt => {
-                format!(
-                    "exceeded its {} ms deadline",
-                    options.call_deadline.as_millis()
-                )
-            }
-            other => format!("trapped: {other}"),
-        };
-    }
-    let root = err.root_cause().to_string();
-    if root.contains("growing memory") || root.contains("memory minimum size") {
-        format!("hit its {} MiB memory cap", options.memory_cap >> 20)
-    } else {
-        root.lines().next().unwrap_or("unknown fault").to_owned()
-    }
 }

@@ -297,3 +297,19 @@ fn a_hanging_core_is_stopped_by_its_deadline_and_the_next_call_works() {
     );
     assert_eq!(recoveries.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn a_core_fault_is_described_in_one_line() {
+    let (mut core, recoveries) = faulty_core();
+    let sid = create(&mut core, "/w", Scope::Single, "a");
+    let fault = core
+        .publish(&sid, "x", "qserve-test-core-trap", None)
+        .unwrap_err();
+    assert!(fault.cause.starts_with("trapped: "), "{}", fault.cause);
+    assert!(
+        !fault.cause.contains('\n'),
+        "no wasm backtrace: {}",
+        fault.cause
+    );
+    assert_eq!(recoveries.lock().unwrap()[0].cause, fault.cause);
+}

@@ -45,6 +45,9 @@
 //! - `FAKE_AGENT_INIT_DELAY_MS`: delay before answering `initialize`.
 //! - `FAKE_AGENT_FAIL_NEW_SESSION=1`: `session/new` fails (`-32000`).
 //! - `FAKE_AGENT_NO_SET_MODEL=1`: `session/set_model` answers `-32601`.
+//! - `FAKE_AGENT_MODEL_CONFIG_OPTION=1`: `session/new` advertises a config
+//!   option `fake-model-option` (category `model`) and
+//!   `session/set_config_option` on it switches the model.
 //! - `FAKE_AGENT_GRANDCHILD=1`: starts `sleep 300` in the agent's process
 //!   group (to test that the daemon kills whole groups).
 //! - `FAKE_AGENT_PID_FILE=PATH`: writes the agent's pid on the first line and
@@ -148,6 +151,16 @@ impl Agent {
                 *session.model.lock().unwrap() = model;
                 json!({})
             }),
+            "session/set_config_option" if env_flag("FAKE_AGENT_MODEL_CONFIG_OPTION") => {
+                self.session(&params).and_then(|session| {
+                    if params["configId"] != "fake-model-option" {
+                        return Err(json!({"code": -32602, "message": "unknown configId"}));
+                    }
+                    let model = params["value"].as_str().unwrap_or_default().to_owned();
+                    *session.model.lock().unwrap() = model;
+                    Ok(json!({}))
+                })
+            }
             "session/close" => {
                 let sid = params["sessionId"].as_str().unwrap_or_default();
                 match self.sessions.lock().unwrap().remove(sid) {
@@ -210,7 +223,7 @@ impl Agent {
             .lock()
             .unwrap()
             .insert(sid.clone(), Arc::new(session));
-        Ok(json!({
+        let mut result = json!({
             "sessionId": sid,
             "models": {
                 "currentModelId": "fake-model-a",
@@ -219,7 +232,18 @@ impl Agent {
                     {"modelId": "fake-model-b", "name": "Fake model B"}
                 ]
             }
-        }))
+        });
+        if env_flag("FAKE_AGENT_MODEL_CONFIG_OPTION") {
+            result["configOptions"] = json!([{
+                "id": "fake-model-option",
+                "name": "Model",
+                "category": "model",
+                "type": "select",
+                "currentValue": "fake-model-a",
+                "options": [{"value": "fake-model-a", "name": "A"}, {"value": "fake-model-b", "name": "B"}]
+            }]);
+        }
+        Ok(result)
     }
 
     fn session(&self, params: &Value) -> Result<Arc<Session>, Value> {
