@@ -45,6 +45,7 @@ components=(
     "policy-hostile-trap|policy-hostile-trap|$host_if,$config_if|$policy_exports"
     "policy-hostile-memory|policy-hostile-memory|$host_if,$config_if|$policy_exports"
     "policy-hostile-bad-option|policy-hostile-bad-option|$host_if,$config_if|$policy_exports"
+    "policy-hostile-imports|policy-hostile-imports|$host_if,$config_if,wasi:cli/environment@0.2.12,wasi:cli/stdout@0.2.12,wasi:io/error@0.2.12,wasi:io/streams@0.2.12,wasi:filesystem/types@0.2.12,wasi:filesystem/preopens@0.2.12,qserve:test/phone-home@0.1.0|$policy_exports"
 )
 # Only these are compiled into the host binary.
 embedded_components=(core policy-default)

@@ -96,9 +96,7 @@ impl PolicyGuest {
         // Guests from toolchains that import WASI get the locked-down context of
         // `GuestState`; anything else they import traps only if actually called.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(instantiate_error)?;
-        linker
-            .define_unknown_imports_as_traps(&loaded.component)
-            .map_err(instantiate_error)?;
+        stub_unknown_imports(&mut linker, &loaded.component, engine).map_err(instantiate_error)?;
         let instance_pre = linker
             .instantiate_pre(&loaded.component)
             .map_err(wrong_world)?;
@@ -258,4 +256,49 @@ fn reject_option(offered: &[OfferedOption]) -> Option<String> {
             .find(|o| o.kind == *kind)
             .map(|o| o.option_id.clone())
     })
+}
+
+/// Define every function of an import the host does not provide (neither
+/// `qserve:bridge/…` nor `wasi:…`) as one that fails when called, so such a
+/// policy loads and fails closed only if it really uses the import.
+///
+/// Not `Linker::define_unknown_imports_as_traps`: it also "completes" the
+/// WASI instances, giving `wasi:io/streams` a placeholder for the `error`
+/// resource that wasmtime-wasi deliberately leaves to `wasi:io/error`, and
+/// then every guest that uses stdout fails to link.
+fn stub_unknown_imports(
+    linker: &mut Linker<GuestState>,
+    component: &wasmtime::component::Component,
+    engine: &GuestEngine,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component_type();
+    for (name, import) in ty.imports(engine.engine()) {
+        if name.starts_with("qserve:bridge/") || name.starts_with("wasi:") {
+            continue;
+        }
+        match import.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                let mut stubbed = linker.instance(name)?;
+                for (func, item) in instance.exports(engine.engine()) {
+                    if let ComponentItem::ComponentFunc(_) = item.ty {
+                        let what = format!("{name}#{func}");
+                        stubbed.func_new(func, move |_, _, _, _| {
+                            wasmtime::bail!("unknown import `{what}` is not provided by qserve")
+                        })?;
+                    }
+                }
+            }
+            ComponentItem::ComponentFunc(_) => {
+                let what = name.to_owned();
+                linker.root().func_new(name, move |_, _, _, _| {
+                    wasmtime::bail!("unknown import `{what}` is not provided by qserve")
+                })?;
+            }
+            // Types need no definition; an unknown resource cannot be stubbed
+            // and makes the component fail to link, with a message naming it.
+            _ => {}
+        }
+    }
+    Ok(())
 }
