@@ -19,7 +19,7 @@ const ROUNDS: usize = 5;
 
 fn payload() -> String {
     // Shaped like an agent_message_chunk update, ~200 bytes.
-    let text = "x".repeat(120);
+    let text = "x".repeat(85);
     let data = format!(
         r#"{{"sessionId":"fake-session-1","update":{{"sessionUpdate":"agent_message_chunk","content":{{"type":"text","text":"{text}"}}}}}}"#
     );
