@@ -10,8 +10,12 @@ qserve-bench: qserve-host and the real `qwen serve` side by side, same fake ACP 
 
 USAGE: qserve-bench [OPTIONS]
 
+Each round measures, on each daemon in turn: start-up (fresh HOME, then a second start),
+RSS idle and with N sessions, one burst of CHUNKS chunks to 1 and to K subscribers, the same
+events paced as prompts of 200 chunks, and permission round trips.
+
   --rounds N          rounds; each runs qserve-host then qwen serve (A B A B …)  [3]
-  --chunks N          agent_message_chunk updates in one burst                   [20000]
+  --chunks N          agent_message_chunk updates per burst / paced run          [20000]
   --chunk-bytes N     text bytes per chunk                                        [200]
   --subscribers N     SSE subscribers of the fan-out burst                        [16]
   --round-trips N     permission round trips per round (after 10 warm-ups)       [200]

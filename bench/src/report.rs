@@ -1,6 +1,6 @@
 //! The collected figures and the table that compares them with the targets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::daemon::Flavor;
@@ -19,6 +19,10 @@ pub enum Metric {
     EventsMany,
     DaemonCpuOne,
     DaemonCpuMany,
+    PacedOne,
+    PacedMany,
+    PacedCpuOne,
+    PacedCpuMany,
     PermissionP50,
     PermissionP99,
     RssIdle,
@@ -29,11 +33,15 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 15] = [
         Metric::EventsOne,
         Metric::EventsMany,
         Metric::DaemonCpuOne,
         Metric::DaemonCpuMany,
+        Metric::PacedOne,
+        Metric::PacedMany,
+        Metric::PacedCpuOne,
+        Metric::PacedCpuMany,
         Metric::PermissionP50,
         Metric::PermissionP99,
         Metric::RssIdle,
@@ -47,9 +55,17 @@ impl Metric {
         match self {
             Metric::EventsOne => "events/s, 1 subscriber".into(),
             Metric::EventsMany => format!("events/s, {} subscribers (total)", layout.subscribers),
-            Metric::DaemonCpuOne => "daemon CPU ms / 1k events, 1 sub".into(),
+            Metric::DaemonCpuOne => "daemon CPU µs / agent update, 1 sub".into(),
             Metric::DaemonCpuMany => {
-                format!("daemon CPU ms / 1k events, {} sub", layout.subscribers)
+                format!("daemon CPU µs / agent update, {} sub", layout.subscribers)
+            }
+            Metric::PacedOne => "paced events/s, 1 subscriber".into(),
+            Metric::PacedMany => {
+                format!("paced events/s, {} subscribers (total)", layout.subscribers)
+            }
+            Metric::PacedCpuOne => "paced: daemon CPU µs / update, 1 sub".into(),
+            Metric::PacedCpuMany => {
+                format!("paced: daemon CPU µs / update, {} sub", layout.subscribers)
             }
             Metric::PermissionP50 => "permission round trip p50, ms".into(),
             Metric::PermissionP99 => "permission round trip p99, ms".into(),
@@ -63,7 +79,9 @@ impl Metric {
 
     fn better(self) -> Better {
         match self {
-            Metric::EventsOne | Metric::EventsMany => Better::Higher,
+            Metric::EventsOne | Metric::EventsMany | Metric::PacedOne | Metric::PacedMany => {
+                Better::Higher
+            }
             _ => Better::Lower,
         }
     }
@@ -72,6 +90,7 @@ impl Metric {
     fn target(self) -> Option<f64> {
         match self {
             Metric::EventsOne | Metric::EventsMany => Some(10.0),
+            Metric::PacedOne | Metric::PacedMany => Some(10.0),
             Metric::PermissionP99 | Metric::RssIdle | Metric::RssSessions => Some(5.0),
             Metric::StartupCold => Some(10.0),
             _ => None,
@@ -80,7 +99,7 @@ impl Metric {
 
     fn decimals(self) -> usize {
         match self {
-            Metric::EventsOne | Metric::EventsMany => 0,
+            Metric::EventsOne | Metric::EventsMany | Metric::PacedOne | Metric::PacedMany => 0,
             Metric::StartupCold | Metric::StartupWarm => 0,
             _ => 2,
         }
@@ -99,6 +118,8 @@ pub struct Results {
     samples: HashMap<(Flavor, Metric), Vec<f64>>,
     /// Runs that did not go cleanly (evictions, closed streams), printed under the table.
     pub notes: Vec<String>,
+    /// Figures that include such a run: their cells are marked `!`.
+    flagged: HashSet<(Flavor, Metric)>,
 }
 
 impl Results {
@@ -107,6 +128,14 @@ impl Results {
             .entry((flavor, metric))
             .or_default()
             .push(value);
+    }
+
+    /// Marks `metrics` of `flavor` as including a run that did not complete, with why.
+    pub fn flag(&mut self, flavor: Flavor, metrics: &[Metric], note: String) {
+        for metric in metrics {
+            self.flagged.insert((flavor, *metric));
+        }
+        self.notes.push(note);
     }
 
     fn of(&self, flavor: Flavor, metric: Metric) -> &[f64] {
@@ -135,14 +164,23 @@ impl Results {
                 out,
                 "{:<40} {:>26} {:>26} {:>10} {:>9}  {}",
                 metric.label(layout),
-                cell(ours, metric.decimals()),
-                cell(theirs, metric.decimals()),
+                self.cell(Flavor::Qserve, metric),
+                self.cell(Flavor::QwenServe, metric),
                 ratio,
                 target,
                 met
             );
         }
         out
+    }
+
+    fn cell(&self, flavor: Flavor, metric: Metric) -> String {
+        let text = cell(self.of(flavor, metric), metric.decimals());
+        if self.flagged.contains(&(flavor, metric)) {
+            format!("! {text}")
+        } else {
+            text
+        }
     }
 }
 
@@ -232,5 +270,14 @@ mod tests {
         assert!(table.contains("200.00 [100.00–300.00]"), "{table}");
         assert!(table.contains("1/100.0"), "{table}");
         assert!(!table.contains("events/s"), "{table}");
+        assert!(!table.contains('!'), "{table}");
+
+        results.flag(Flavor::Qserve, &[Metric::EventsOne], "evicted".into());
+        results.record(Flavor::Qserve, Metric::EventsOne, 5.0);
+        let table = results.table(&Layout {
+            subscribers: 16,
+            sessions: 20,
+        });
+        assert!(table.contains("! 5"), "{table}");
     }
 }

@@ -360,3 +360,52 @@ async fn a_subscriber_that_stops_reading_is_evicted_while_another_gets_everythin
         started.elapsed()
     );
 }
+
+/// BENCHMARKING.md: the daemon must not evict a subscriber that keeps up.
+/// The fake agent emits a burst faster than this reader takes it — the
+/// reader even pauses 200 ms every 1 000 events of 1 KiB, as a real client does (a GC
+/// pause, a busy UI thread), long enough for the agent to fill the socket
+/// buffers and overrun a 256-frame queue. The agent is slowed down instead (backpressure), and
+/// every event arrives.
+#[tokio::test]
+async fn a_subscriber_that_keeps_up_gets_a_20000_event_burst_whole() {
+    let daemon = daemon(&[], &[]).await;
+    let ws = tempdir();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let mut reader = daemon.subscribe(&session, None).await;
+    let burst = tokio::spawn({
+        let url = daemon.url(&format!("/session/{session}/prompt"));
+        let http = daemon.http().clone();
+        async move {
+            http.post(url)
+                .json(&serde_json::json!({ "prompt": [{ "type": "text", "text": "chunks 20000 1024" }] }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let mut received = 0u64;
+    let mut last_id = 0u64;
+    while received < 20_000 {
+        let (frame, envelope) = reader
+            .next_event(WAIT)
+            .await
+            .expect("the stream stays up")
+            .expect("no end of stream");
+        assert_ne!(
+            frame.event.as_deref(),
+            Some("client_evicted"),
+            "evicted after {received} events"
+        );
+        let id = envelope["id"].as_u64().unwrap();
+        assert_eq!(id, last_id + 1, "gapless");
+        last_id = id;
+        received += 1;
+        if received % 1000 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(burst.await.unwrap(), StatusCode::OK);
+    assert!(!daemon.log().contains("evicted"), "{}", daemon.log());
+}

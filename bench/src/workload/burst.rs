@@ -19,6 +19,8 @@ pub struct BurstResult {
     /// Chunks delivered, summed over subscribers.
     pub delivered: usize,
     pub expected: usize,
+    /// Updates the agent sent (the burst's chunk count).
+    pub updates: usize,
     /// Prompt sent → last chunk at the slowest subscriber.
     pub elapsed: Duration,
     /// The daemon's CPU time over the burst (agent excluded).
@@ -34,9 +36,11 @@ impl BurstResult {
         self.delivered as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// Daemon CPU per 1000 delivered events, ms.
-    pub fn daemon_cpu_ms_per_kevent(&self) -> f64 {
-        self.daemon_cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
+    /// Daemon CPU per update the agent sent, µs: ingest, ring and delivery to every
+    /// subscriber together. Unlike a per-delivered-event figure it stays comparable when a
+    /// daemon drops subscribers (it then only saves their share of the delivery).
+    pub fn daemon_cpu_us_per_update(&self) -> f64 {
+        self.daemon_cpu.as_secs_f64() * 1e6 / self.updates.max(1) as f64
     }
 }
 
@@ -56,12 +60,7 @@ pub async fn burst(
     chunk_bytes: usize,
 ) -> Result<BurstResult> {
     let client = Client::of(daemon);
-    let session = within("creating a session", client.create_session(workspace)).await?;
-    let mut streams = Vec::with_capacity(subscribers);
-    for _ in 0..subscribers {
-        streams.push(within("subscribing", client.subscribe(&session)).await?);
-    }
-    within("warm-up turn", warm_up(client, &session, &mut streams)).await?;
+    let (session, streams) = open_subscribers(client, workspace, subscribers).await?;
 
     let client_cpu_before = procfs::own_cpu_time();
     let daemon_cpu_before = daemon.cpu_time();
@@ -98,6 +97,7 @@ pub async fn burst(
     Ok(BurstResult {
         delivered: tallies.iter().map(|t| t.chunks).sum(),
         expected: chunks * subscribers,
+        updates: chunks,
         elapsed: tallies
             .iter()
             .map(|t| t.last_chunk_at)
@@ -107,6 +107,68 @@ pub async fn burst(
         client_cpu,
         problem: tallies.into_iter().find_map(|t| t.problem),
     })
+}
+
+/// Chunks per prompt of a paced run: below ours' per-subscriber queue (256), so no daemon
+/// can have a reason to drop a subscriber that drains each prompt before the next.
+pub const PACED_STEP: usize = 200;
+
+/// The same number of events as [`burst`], as a train of prompts of [`PACED_STEP`] chunks,
+/// each read by every subscriber and its turn ended before the next prompt is sent. Each
+/// step also pays a prompt's round trip, so this is a lower bound of a daemon's rate; it is
+/// the rate a daemon that drops subscribers in a burst can still be measured at.
+pub async fn paced(
+    daemon: &Daemon,
+    workspace: &Path,
+    subscribers: usize,
+    chunks: usize,
+    chunk_bytes: usize,
+) -> Result<BurstResult> {
+    let client = Client::of(daemon);
+    let (session, mut streams) = open_subscribers(client, workspace, subscribers).await?;
+    let steps = chunks.div_ceil(PACED_STEP);
+
+    let client_cpu_before = procfs::own_cpu_time();
+    let daemon_cpu_before = daemon.cpu_time();
+    let started = Instant::now();
+    for _ in 0..steps {
+        let prompt = client.send_prompt(&session, &format!("chunks {PACED_STEP} {chunk_bytes}"));
+        within("a paced step", async {
+            for stream in streams.iter_mut() {
+                for _ in 0..PACED_STEP {
+                    stream.until(|event| *event == Event::AgentChunk).await?;
+                }
+            }
+            client.finish_turn(prompt, streams.first_mut()).await
+        })
+        .await?;
+    }
+    let elapsed = started.elapsed();
+    let delivered = steps * PACED_STEP * subscribers;
+    Ok(BurstResult {
+        delivered,
+        expected: delivered,
+        updates: steps * PACED_STEP,
+        elapsed,
+        daemon_cpu: daemon.cpu_time().saturating_sub(daemon_cpu_before),
+        client_cpu: procfs::own_cpu_time() - client_cpu_before,
+        problem: None,
+    })
+}
+
+/// A new session with `count` live subscribers.
+async fn open_subscribers(
+    client: Client,
+    workspace: &Path,
+    count: usize,
+) -> Result<(String, Vec<EventStream>)> {
+    let session = within("creating a session", client.create_session(workspace)).await?;
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        streams.push(within("subscribing", client.subscribe(&session)).await?);
+    }
+    within("warm-up turn", warm_up(client, &session, &mut streams)).await?;
+    Ok((session, streams))
 }
 
 /// One short turn first, seen by every subscriber: proves each subscription is live before

@@ -20,6 +20,7 @@ use qserve_http::BackendError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::hub::hold_until_drained;
 use super::Inner;
 
 /// Updates that arrive for an agent session before its `session/new` answer
@@ -36,7 +37,12 @@ pub struct AgentHost {
     /// The agent advertised `session/close` (set once `initialize` answered).
     pub supports_close: OnceLock<bool>,
     routes: tokio::sync::Mutex<Routes>,
+    /// Publishes in flight from this agent; see [`hold_until_drained`].
+    publish_window: Arc<tokio::sync::Semaphore>,
 }
+
+/// Updates from one agent that may be in flight to the hub at once.
+const PUBLISH_WINDOW: usize = 32;
 
 #[derive(Default)]
 struct Routes {
@@ -130,6 +136,7 @@ impl Inner {
             process,
             supports_close: OnceLock::new(),
             routes: Default::default(),
+            publish_window: Arc::new(tokio::sync::Semaphore::new(PUBLISH_WINDOW)),
         });
         // The loop must run before any request is awaited: answers are
         // delivered through the same ordered stream as the agent's messages.
@@ -176,7 +183,8 @@ impl Inner {
             .by_agent
             .insert(agent_session_id.to_owned(), session_id.to_owned());
         for params in routes.unrouted.remove(agent_session_id).unwrap_or_default() {
-            self.publish_update(session_id.to_owned(), params).await;
+            self.publish_update(host, session_id.to_owned(), params)
+                .await;
         }
     }
 
@@ -224,7 +232,7 @@ impl Inner {
             Some(session_id) => {
                 let session_id = session_id.clone();
                 drop(routes);
-                self.publish_update(session_id, params).await;
+                self.publish_update(host, session_id, params).await;
             }
             None => {
                 let held = routes
@@ -243,7 +251,7 @@ impl Inner {
     /// Publish an agent's `session/update` params as a `session_update`
     /// event, its `sessionId` replaced by the daemon's (clients only know
     /// that one). Every other value stays the agent's bytes.
-    async fn publish_update(&self, session_id: String, params: Box<RawValue>) {
+    async fn publish_update(&self, host: &AgentHost, session_id: String, params: Box<RawValue>) {
         let data = match replace_session_id(&params, &session_id) {
             Ok(data) => data,
             Err(err) => {
@@ -251,11 +259,26 @@ impl Inner {
                 return;
             }
         };
+        let Ok(permit) = host.publish_window.clone().acquire_owned().await else {
+            return;
+        };
+        let runtime = tokio::runtime::Handle::current();
         let _ = self
             .hub
             .submit(move |hub| {
-                if let Err(fault) = hub.publish(&session_id, "session_update", &data, None) {
+                let mut congested = Vec::new();
+                let published = hub.publish_noting_congestion(
+                    &session_id,
+                    "session_update",
+                    &data,
+                    None,
+                    &mut congested,
+                );
+                if let Err(fault) = published {
                     tracing::error!("{fault}");
+                }
+                if !congested.is_empty() {
+                    runtime.spawn(hold_until_drained(congested, permit));
                 }
             })
             .await;

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use qserve_http::{encode_event, BackendError, EventFrame, Subscription};
 use qserve_runtime::{CoreFault, CoreGuest};
@@ -23,6 +24,33 @@ use tokio::sync::mpsc;
 pub const SUBSCRIBER_QUEUE: usize = 256;
 /// Subscribers per session; one more is refused with 429.
 pub const MAX_SUBSCRIBERS: usize = 64;
+/// A subscriber with fewer free slots than this slows its agent down.
+const CONGESTED_BELOW: usize = 64;
+/// How long an agent is held back for a congested subscriber; a subscriber
+/// that has not drained by then is evicted when its queue overflows.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Backpressure without a round trip per event: the agent's reader holds a
+/// permit per publish in flight; a publish that left a subscriber nearly full
+/// keeps its permit until that subscriber has drained (or the grace ran out).
+/// With every permit held, the reader stops reading the agent's stdout, and
+/// the agent waits on its pipe. So a subscriber that keeps up is never
+/// evicted by a burst; one that stops reading is, after the grace.
+pub async fn hold_until_drained(
+    congested: Vec<mpsc::Sender<EventFrame>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+    for queue in congested {
+        while queue.capacity() < CONGESTED_BELOW
+            && !queue.is_closed()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    drop(permit);
+}
 
 struct Subscriber {
     queue: mpsc::Sender<EventFrame>,
@@ -51,6 +79,19 @@ impl Hub {
         data: &str,
         originator: Option<&str>,
     ) -> Result<Option<u64>, CoreFault> {
+        self.publish_noting_congestion(session_id, kind, data, originator, &mut Vec::new())
+    }
+
+    /// [`publish`](Self::publish), and note in `congested` the queues that
+    /// are nearly full after it, so the publisher can wait for them.
+    pub fn publish_noting_congestion(
+        &mut self,
+        session_id: &str,
+        kind: &str,
+        data: &str,
+        originator: Option<&str>,
+        congested: &mut Vec<mpsc::Sender<EventFrame>>,
+    ) -> Result<Option<u64>, CoreFault> {
         let Some(id) = self.core.publish(session_id, kind, data, originator)? else {
             return Ok(None);
         };
@@ -58,7 +99,12 @@ impl Hub {
             let frame = encode_event(Some(id), kind, data, originator);
             subscribers.retain(
                 |subscriber| match subscriber.queue.try_send(frame.clone()) {
-                    Ok(()) => true,
+                    Ok(()) => {
+                        if subscriber.queue.capacity() < CONGESTED_BELOW {
+                            congested.push(subscriber.queue.clone());
+                        }
+                        true
+                    }
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         subscriber.evicted.store(true, Ordering::Release);
                         tracing::warn!(session = session_id, "subscriber fell behind; evicted");
