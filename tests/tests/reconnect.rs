@@ -402,7 +402,7 @@ async fn a_subscriber_that_keeps_up_gets_a_20000_event_burst_whole() {
         assert_eq!(id, last_id + 1, "gapless");
         last_id = id;
         received += 1;
-        if received % 1000 == 0 {
+        if received.is_multiple_of(1000) {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
