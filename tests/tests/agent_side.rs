@@ -40,10 +40,7 @@ async fn unknown_updates_big_lines_and_garbage_are_survived_and_forwarded_raw() 
     let (session, _) = create(&daemon, ws.path()).await;
     let mut events = daemon.subscribe(&session, Some("0")).await;
 
-    assert_eq!(
-        prompt(&daemon, &session, "unknown-update").await.0,
-        StatusCode::OK
-    );
+    prompt_ok(&daemon, &session, "unknown-update").await;
     let unknown = wait_event(&mut events, "session_update", |e| {
         e["data"]["update"]["sessionUpdate"] == "future_variant_xyz"
     })
@@ -53,24 +50,15 @@ async fn unknown_updates_big_lines_and_garbage_are_survived_and_forwarded_raw() 
         "extra fields kept: {unknown}"
     );
 
-    assert_eq!(
-        prompt(&daemon, &session, "bigline 2000000").await.0,
-        StatusCode::OK
-    );
+    prompt_ok(&daemon, &session, "bigline 2000000").await;
     let big = wait_event(&mut events, "session_update", |e| chunk_text(e).is_some()).await;
     assert_eq!(chunk_text(&big).unwrap().len(), 2_000_000);
 
-    assert_eq!(prompt(&daemon, &session, "garbage").await.0, StatusCode::OK);
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("after garbage")
-    })
-    .await;
+    prompt_ok(&daemon, &session, "garbage").await;
+    wait_chunk(&mut events, "after garbage").await;
 
-    assert_eq!(prompt(&daemon, &session, "ext").await.0, StatusCode::OK);
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("ext: error -32601")
-    })
-    .await;
+    prompt_ok(&daemon, &session, "ext").await;
+    wait_chunk(&mut events, "ext: error -32601").await;
 }
 
 #[tokio::test]
@@ -96,7 +84,7 @@ async fn two_workspaces_get_distinct_sessions_even_with_the_same_acp_id() {
     let (sb, _) = create(&daemon, b.path()).await;
     assert_ne!(sa, sb, "both agents answered fake-session-1");
     let mut events = daemon.subscribe(&sb, Some("0")).await;
-    assert_eq!(prompt(&daemon, &sb, "echo only-b").await.0, StatusCode::OK);
+    prompt_ok(&daemon, &sb, "echo only-b").await;
     let e = wait_event(&mut events, "session_update", |e| chunk_text(e).is_some()).await;
     assert_eq!(chunk_text(&e), Some("only-b"));
 }
@@ -153,10 +141,7 @@ async fn prompts_queue_fifo_and_a_failed_prompt_does_not_block_the_queue() {
     let ((s1, _), (s2, _)) = tokio::join!(slow, second);
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
     assert!(started.elapsed() >= Duration::from_millis(400));
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("second")
-    })
-    .await;
+    wait_chunk(&mut events, "second").await;
 }
 
 #[tokio::test]
@@ -199,10 +184,7 @@ async fn a_child_killed_mid_turn_fails_the_prompt_fast_and_the_next_create_works
     let (again, attached) = create(&daemon, ws.path()).await;
     assert!(!attached);
     assert_ne!(again, session);
-    assert_eq!(
-        prompt(&daemon, &again, "echo alive").await.0,
-        StatusCode::OK
-    );
+    prompt_ok(&daemon, &again, "echo alive").await;
 }
 
 #[tokio::test]

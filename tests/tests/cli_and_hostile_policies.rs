@@ -132,10 +132,7 @@ async fn behind_a_policy_naming_an_unoffered_option_the_permission_resolves_canc
     let mut events = daemon.subscribe(&session, Some("0")).await;
     let (status, body) = prompt(&daemon, &session, "permission edit").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("outcome: cancelled")
-    })
-    .await;
+    wait_chunk(&mut events, "outcome: cancelled").await;
     assert!(
         daemon.log().contains("did not offer"),
         "the cause is logged"

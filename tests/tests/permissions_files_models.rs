@@ -65,10 +65,7 @@ async fn ask_the_clients_first_valid_vote_wins_and_reaches_the_agent() {
     assert_eq!((won, lost), (StatusCode::OK, StatusCode::NOT_FOUND));
     let resolved = wait_event(&mut events, "permission_resolved", |_| true).await;
     assert_eq!(resolved["data"]["outcome"]["optionId"], "proceed_once");
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("outcome: selected proceed_once")
-    })
-    .await;
+    wait_chunk(&mut events, "outcome: selected proceed_once").await;
     assert_eq!(turn.await.unwrap()["stopReason"], "end_turn");
 }
 
@@ -84,10 +81,7 @@ async fn an_unanswered_permission_times_out_cancelled() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     let resolved = wait_event(&mut events, "permission_resolved", |_| true).await;
     assert_eq!(resolved["data"]["outcome"]["outcome"], "cancelled");
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("outcome: cancelled")
-    })
-    .await;
+    wait_chunk(&mut events, "outcome: cancelled").await;
 }
 
 #[tokio::test]
@@ -126,22 +120,10 @@ async fn the_readonly_policy_answers_without_asking_and_refuses_writes() {
     let ws = tempdir();
     let (session, _) = create(&daemon, ws.path()).await;
     let mut events = daemon.subscribe(&session, Some("0")).await;
-    assert_eq!(
-        prompt(&daemon, &session, "permission read").await.0,
-        StatusCode::OK
-    );
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("outcome: selected proceed_once")
-    })
-    .await;
-    assert_eq!(
-        prompt(&daemon, &session, "permission execute").await.0,
-        StatusCode::OK
-    );
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("outcome: selected cancel")
-    })
-    .await;
+    prompt_ok(&daemon, &session, "permission read").await;
+    wait_chunk(&mut events, "outcome: selected proceed_once").await;
+    prompt_ok(&daemon, &session, "permission execute").await;
+    wait_chunk(&mut events, "outcome: selected cancel").await;
 
     let target = ws.path().join("out.txt");
     assert_eq!(
@@ -181,10 +163,7 @@ async fn the_agent_reads_and_writes_files_through_the_daemon() {
         .0,
         StatusCode::OK
     );
-    wait_event(&mut events, "session_update", |e| {
-        chunk_text(e) == Some("write: ok")
-    })
-    .await;
+    wait_chunk(&mut events, "write: ok").await;
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "one\ntwo\nthree");
     assert_eq!(
         prompt(&daemon, &session, &format!("read {} 2 1", target.display()))

@@ -43,6 +43,18 @@ pub async fn prompt(daemon: &Daemon, session: &str, text: &str) -> (StatusCode, 
         .await
 }
 
+/// Prompt and insist on a 200; returns the agent's `PromptResponse`.
+pub async fn prompt_ok(daemon: &Daemon, session: &str, text: &str) -> Value {
+    let (status, body) = prompt(daemon, session, text).await;
+    assert_eq!(status, StatusCode::OK, "prompt {text:?}: {body}");
+    body
+}
+
+/// Wait for an `agent_message_chunk` whose text is exactly `text`.
+pub async fn wait_chunk(stream: &mut SseStream, text: &str) -> Value {
+    wait_event(stream, "session_update", |e| chunk_text(e) == Some(text)).await
+}
+
 /// Read frames until one of `kind` whose envelope satisfies `pred`.
 pub async fn wait_event(
     stream: &mut SseStream,
