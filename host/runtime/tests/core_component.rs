@@ -313,3 +313,31 @@ fn a_core_fault_is_described_in_one_line() {
     );
     assert_eq!(recoveries.lock().unwrap()[0].cause, fault.cause);
 }
+
+#[test]
+fn a_batch_is_ringed_in_order_with_consecutive_ids() {
+    let mut core = core(0, 100, 8);
+    let sid = create(&mut core, "/w", Scope::Single, "a");
+    core.publish(&sid, "session_update", "{\"n\":0}", None)
+        .unwrap();
+    let datas = ["{\"n\":1}", "{\"n\":2}", "{\"é\":\"ü\"}"];
+    assert_eq!(
+        core.publish_batch(&sid, "session_update", &datas).unwrap(),
+        Some(4)
+    );
+    let replayed = core.replay(&sid, 1).unwrap().unwrap();
+    let got: Vec<(u64, &str)> = replayed.iter().map(|e| (e.id, e.data.as_str())).collect();
+    assert_eq!(got, vec![(2, datas[0]), (3, datas[1]), (4, datas[2])]);
+    assert!(replayed
+        .iter()
+        .all(|e| e.kind == "session_update" && e.originator.is_none()));
+    assert_eq!(
+        core.publish_batch(&sid, "session_update", &["{}"]).unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        core.publish_batch("no-such-session", "session_update", &["{}"])
+            .unwrap(),
+        None
+    );
+}

@@ -12,6 +12,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::FutureExt as _;
+
 use qserve_acp::methods::{self, method as acp, InitializeInfo};
 use qserve_acp::{
     AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Responder, RpcError,
@@ -41,8 +43,12 @@ pub struct AgentHost {
     publish_window: Arc<tokio::sync::Semaphore>,
 }
 
-/// Updates from one agent that may be in flight to the hub at once.
-const PUBLISH_WINDOW: usize = 32;
+/// Updates from one agent that may be in flight to the hub at once. No more
+/// than a queue's congestion headroom, so a subscriber with that headroom
+/// can take everything in flight.
+const PUBLISH_WINDOW: usize = super::hub::CONGESTED_BELOW;
+/// Most queued updates gathered into one run (two runs fit in the window).
+const MAX_BATCH: usize = PUBLISH_WINDOW / 2;
 
 #[derive(Default)]
 struct Routes {
@@ -182,28 +188,66 @@ impl Inner {
         routes
             .by_agent
             .insert(agent_session_id.to_owned(), session_id.to_owned());
-        for params in routes.unrouted.remove(agent_session_id).unwrap_or_default() {
-            self.publish_update(host, session_id.to_owned(), params)
-                .await;
-        }
+        let held = routes.unrouted.remove(agent_session_id).unwrap_or_default();
+        let datas: Vec<String> = held
+            .iter()
+            .filter_map(|params| replace_session_id(params, session_id).ok())
+            .collect();
+        // Still under the routes lock: these go out before any later update.
+        self.publish_updates(host, session_id.to_owned(), datas)
+            .await;
     }
 
     /// Everything the agent sends, until its connection closes or it exits.
     async fn run_agent(self: Arc<Self>, host: Arc<AgentHost>, mut incoming: IncomingReceiver) {
         let exit_watch = host.process.exit_watch();
-        let reason = loop {
-            tokio::select! {
+        let reason = 'agent: loop {
+            let mut next = tokio::select! {
                 message = incoming.recv() => match message {
-                    Some(Incoming::Notification { method, params }) => {
-                        self.on_notification(&host, &method, params).await
-                    }
-                    Some(Incoming::Request { method, params, responder }) => {
-                        tokio::spawn(self.clone().on_request(host.clone(), method.into_owned(), params, responder));
-                    }
-                    Some(Incoming::Closed { reason }) => break reason.to_string(),
+                    Some(message) => Some(message),
                     None => break "the agent connection ended".to_owned(),
                 },
                 exit = exit_watch.wait() => break format!("the agent exited ({exit})"),
+            };
+            while let Some(message) = next.take() {
+                match message {
+                    Incoming::Notification { method, params } if method == acp::SESSION_UPDATE => {
+                        // Updates already queued behind this one go to the
+                        // core together (one guest call per session's run).
+                        let mut updates = vec![params];
+                        while updates.len() < MAX_BATCH {
+                            match incoming.recv().now_or_never() {
+                                Some(Some(Incoming::Notification { method, params }))
+                                    if method == acp::SESSION_UPDATE =>
+                                {
+                                    updates.push(params)
+                                }
+                                Some(Some(other)) => {
+                                    next = Some(other);
+                                    break;
+                                }
+                                Some(None) | None => break,
+                            }
+                        }
+                        self.on_updates(&host, updates).await;
+                    }
+                    Incoming::Notification { method, .. } => {
+                        tracing::debug!(%method, "ignoring agent notification");
+                    }
+                    Incoming::Request {
+                        method,
+                        params,
+                        responder,
+                    } => {
+                        tokio::spawn(self.clone().on_request(
+                            host.clone(),
+                            method.into_owned(),
+                            params,
+                            responder,
+                        ));
+                    }
+                    Incoming::Closed { reason } => break 'agent reason.to_string(),
+                }
             }
         };
         // Whatever ended first, make sure the whole group is gone.
@@ -218,23 +262,19 @@ impl Inner {
         self.on_agent_exit(&host, &reason, exit).await;
     }
 
-    async fn on_notification(&self, host: &AgentHost, method: &str, params: Box<RawValue>) {
-        if method != acp::SESSION_UPDATE {
-            tracing::debug!(method, "ignoring agent notification");
-            return;
-        }
-        let Ok(routed) = serde_json::from_str::<Routed>(params.get()) else {
-            tracing::warn!("session/update without a sessionId; dropped");
-            return;
-        };
+    /// Route a run of `session/update`s: each becomes its session's
+    /// `session_update` event with the daemon's session id; consecutive ones
+    /// of one session are published together. Updates for a session whose
+    /// `session/new` answer is still being processed are held.
+    async fn on_updates(&self, host: &AgentHost, updates: Vec<Box<RawValue>>) {
+        let mut runs: Vec<(String, Vec<String>)> = Vec::new();
         let mut routes = host.routes.lock().await;
-        match routes.by_agent.get(routed.session_id.as_ref()) {
-            Some(session_id) => {
-                let session_id = session_id.clone();
-                drop(routes);
-                self.publish_update(host, session_id, params).await;
-            }
-            None => {
+        for params in updates {
+            let Ok(routed) = serde_json::from_str::<Routed>(params.get()) else {
+                tracing::warn!("session/update without a sessionId; dropped");
+                continue;
+            };
+            let Some(session_id) = routes.by_agent.get(routed.session_id.as_ref()) else {
                 let held = routes
                     .unrouted
                     .entry(routed.session_id.into_owned())
@@ -244,22 +284,49 @@ impl Inner {
                 } else {
                     tracing::warn!("update for an unknown agent session; dropped");
                 }
+                continue;
+            };
+            let data = match replace_session_id(&params, session_id) {
+                Ok(data) => data,
+                Err(err) => {
+                    tracing::warn!(session = %session_id, "malformed session/update dropped: {err}");
+                    continue;
+                }
+            };
+            match runs.last_mut() {
+                Some((run_session, datas)) if run_session == session_id => datas.push(data),
+                _ => runs.push((session_id.clone(), vec![data])),
             }
+        }
+        drop(routes);
+        for (session_id, datas) in runs {
+            self.publish_updates(host, session_id, datas).await;
         }
     }
 
-    /// Publish an agent's `session/update` params as a `session_update`
-    /// event, its `sessionId` replaced by the daemon's (clients only know
-    /// that one). Every other value stays the agent's bytes.
-    async fn publish_update(&self, host: &AgentHost, session_id: String, params: Box<RawValue>) {
-        let data = match replace_session_id(&params, &session_id) {
-            Ok(data) => data,
-            Err(err) => {
-                tracing::warn!(session = %session_id, "malformed session/update dropped: {err}");
-                return;
-            }
-        };
-        let Ok(permit) = host.publish_window.clone().acquire_owned().await else {
+    /// Publish one session's run of updates in one hub job, holding a slot of
+    /// the agent's publish window until congested subscribers drained
+    /// ([`hold_until_drained`]).
+    async fn publish_updates(&self, host: &AgentHost, session_id: String, mut datas: Vec<String>) {
+        // A run never needs more of the window than exists.
+        while datas.len() > MAX_BATCH {
+            let rest = datas.split_off(MAX_BATCH);
+            self.publish_run(host, session_id.clone(), datas).await;
+            datas = rest;
+        }
+        self.publish_run(host, session_id, datas).await;
+    }
+
+    async fn publish_run(&self, host: &AgentHost, session_id: String, datas: Vec<String>) {
+        if datas.is_empty() {
+            return;
+        }
+        let Ok(permit) = host
+            .publish_window
+            .clone()
+            .acquire_many_owned(datas.len() as u32)
+            .await
+        else {
             return;
         };
         let runtime = tokio::runtime::Handle::current();
@@ -267,11 +334,10 @@ impl Inner {
             .hub
             .submit(move |hub| {
                 let mut congested = Vec::new();
-                let published = hub.publish_noting_congestion(
+                let published = hub.publish_batch_noting_congestion(
                     &session_id,
                     "session_update",
-                    &data,
-                    None,
+                    &datas,
                     &mut congested,
                 );
                 if let Err(fault) = published {

@@ -25,7 +25,7 @@ pub const SUBSCRIBER_QUEUE: usize = 256;
 /// Subscribers per session; one more is refused with 429.
 pub const MAX_SUBSCRIBERS: usize = 64;
 /// A subscriber with fewer free slots than this slows its agent down.
-const CONGESTED_BELOW: usize = 64;
+pub const CONGESTED_BELOW: usize = 64;
 /// How long an agent is held back for a congested subscriber; a subscriber
 /// that has not drained by then is evicted when its queue overflows.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -97,24 +97,34 @@ impl Hub {
         };
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
             let frame = encode_event(Some(id), kind, data, originator);
-            subscribers.retain(
-                |subscriber| match subscriber.queue.try_send(frame.clone()) {
-                    Ok(()) => {
-                        if subscriber.queue.capacity() < CONGESTED_BELOW {
-                            congested.push(subscriber.queue.clone());
-                        }
-                        true
-                    }
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        subscriber.evicted.store(true, Ordering::Release);
-                        tracing::warn!(session = session_id, "subscriber fell behind; evicted");
-                        false
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                },
-            );
+            fan_out(subscribers, frame, session_id, congested);
         }
         Ok(Some(id))
+    }
+
+    /// Ring a burst of one session's events of one kind with one core call,
+    /// then fan each out in order, noting congested queues.
+    pub fn publish_batch_noting_congestion(
+        &mut self,
+        session_id: &str,
+        kind: &str,
+        datas: &[String],
+        congested: &mut Vec<mpsc::Sender<EventFrame>>,
+    ) -> Result<Option<u64>, CoreFault> {
+        if datas.is_empty() {
+            return Ok(None);
+        }
+        let Some(last) = self.core.publish_batch(session_id, kind, datas)? else {
+            return Ok(None);
+        };
+        if let Some(subscribers) = self.subscribers.get_mut(session_id) {
+            let first = last + 1 - datas.len() as u64;
+            for (id, data) in (first..).zip(datas) {
+                let frame = encode_event(Some(id), kind, data, None);
+                fan_out(subscribers, frame, session_id, congested);
+            }
+        }
+        Ok(Some(last))
     }
 
     /// Replay what is retained after `last_event_id` (nothing when `None`),
@@ -171,6 +181,34 @@ impl Hub {
             tracing::error!("{fault}");
         }
     }
+}
+
+/// Hand one frame to every subscriber of a session: evict those whose queue
+/// is full, forget those that left, note those nearly full.
+fn fan_out(
+    subscribers: &mut Vec<Subscriber>,
+    frame: EventFrame,
+    session_id: &str,
+    congested: &mut Vec<mpsc::Sender<EventFrame>>,
+) {
+    subscribers.retain(
+        |subscriber| match subscriber.queue.try_send(frame.clone()) {
+            Ok(()) => {
+                if subscriber.queue.capacity() < CONGESTED_BELOW
+                    && !congested.iter().any(|c| c.same_channel(&subscriber.queue))
+                {
+                    congested.push(subscriber.queue.clone());
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                subscriber.evicted.store(true, Ordering::Release);
+                tracing::warn!(session = session_id, "subscriber fell behind; evicted");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        },
+    );
 }
 
 pub fn core_unavailable(fault: CoreFault) -> BackendError {

@@ -161,6 +161,38 @@ impl events::Guest for CoreComponent {
         with_core(|core| core.publish(&session_id, kind, data, originator)).map_err(unknown_session)
     }
 
+    fn publish_batch(
+        session_id: String,
+        kind: String,
+        datas: String,
+        lengths: Vec<u32>,
+    ) -> Result<u64, events::PublishError> {
+        let mut rest = datas.as_str();
+        let mut parts = Vec::with_capacity(lengths.len());
+        for length in lengths {
+            let length = length as usize;
+            if length > rest.len() || !rest.is_char_boundary(length) {
+                return Err(events::PublishError::MalformedBatch);
+            }
+            let (part, tail) = rest.split_at(length);
+            parts.push(part);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(events::PublishError::MalformedBatch);
+        }
+        with_core(|core| {
+            let mut last = core.last_id(&session_id)?;
+            for data in parts {
+                #[cfg(feature = "fault-injection")]
+                inject_fault(data);
+                last = core.publish(&session_id, kind.clone(), data.to_owned(), None)?;
+            }
+            Ok(last)
+        })
+        .map_err(unknown_session)
+    }
+
     fn replay(session_id: String, after: u64) -> Result<Vec<events::Event>, events::PublishError> {
         let replayed =
             with_core(|core| core.replay(&session_id, after)).map_err(unknown_session)?;
