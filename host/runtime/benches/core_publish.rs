@@ -90,8 +90,8 @@ fn component_round(engine: &GuestEngine, data: &str) -> Duration {
     started.elapsed()
 }
 
-/// Events per `publish-batch` call, as the hub sends an agent's queued burst.
-const BATCH: usize = 64;
+/// Events per `publish-batch` call: the largest run the agent loop sends (`MAX_BATCH`).
+const BATCH: usize = 32;
 
 fn component_batch_round(engine: &GuestEngine, data: &str) -> Duration {
     let loaded = engine
