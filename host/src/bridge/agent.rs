@@ -207,7 +207,7 @@ impl Inner {
                     Some(message) => Some(message),
                     None => break "the agent connection ended".to_owned(),
                 },
-                exit = exit_watch.wait() => break format!("the agent exited ({exit})"),
+                exit = exit_watch.wait() => break exit_reason(&host.conn, exit),
             };
             while let Some(message) = next.take() {
                 match message {
@@ -392,6 +392,18 @@ fn spawn_failed(message: String) -> BackendError {
     BackendError::Internal {
         message,
         code: Some("agent_spawn_failed"),
+    }
+}
+
+/// Why the agent went away, when its exit is noticed before the connection's
+/// close: a broken connection (e.g. a line over the cap) is usually the cause
+/// of the exit, so it is named first.
+fn exit_reason(conn: &Connection, exit: qserve_acp::ExitInfo) -> String {
+    match conn.close_reason() {
+        Some(reason) if reason != qserve_acp::CloseReason::Eof => {
+            format!("{reason}; the agent exited ({exit})")
+        }
+        _ => format!("the agent exited ({exit})"),
     }
 }
 
