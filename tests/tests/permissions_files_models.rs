@@ -184,12 +184,7 @@ async fn model_switching_reports_success_and_plain_unsupported() {
     let ws = tempdir();
     let (session, _) = create(&daemon, ws.path()).await;
     let mut events = daemon.subscribe(&session, Some("0")).await;
-    let (status, body) = daemon
-        .post_json(
-            &format!("/session/{session}/model"),
-            &json!({ "modelId": "fast" }),
-        )
-        .await;
+    let (status, body) = set_model(&daemon, &session, "fast").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.is_object());
     let switched = wait_event(&mut events, "model_switched", |_| true).await;
@@ -198,12 +193,7 @@ async fn model_switching_reports_success_and_plain_unsupported() {
     let unsupported = daemon_no_model().await;
     let ws2 = tempdir();
     let (s2, _) = create(&unsupported, ws2.path()).await;
-    let (status, body) = unsupported
-        .post_json(
-            &format!("/session/{s2}/model"),
-            &json!({ "modelId": "fast" }),
-        )
-        .await;
+    let (status, body) = set_model(&unsupported, &s2, "fast").await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("not supported"),
@@ -224,21 +214,11 @@ async fn an_agent_without_set_model_switches_through_its_model_config_option() {
     let ws = tempdir();
     let (session, _) = create(&daemon, ws.path()).await;
     let mut events = daemon.subscribe(&session, Some("0")).await;
-    let (status, body) = daemon
-        .post_json(
-            &format!("/session/{session}/model"),
-            &json!({ "modelId": "fake-model-b" }),
-        )
-        .await;
+    let (status, body) = set_model(&daemon, &session, "fake-model-b").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let switched = wait_event(&mut events, "model_switched", |_| true).await;
     assert_eq!(switched["data"]["modelId"], "fake-model-b");
-    let (status, body) = daemon
-        .post_json(
-            &format!("/session/{session}/model"),
-            &json!({ "modelId": "no-such-model" }),
-        )
-        .await;
+    let (status, body) = set_model(&daemon, &session, "no-such-model").await;
     assert_eq!(status, StatusCode::OK, "the fake accepts any value: {body}");
 }
 

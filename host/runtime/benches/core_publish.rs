@@ -69,7 +69,8 @@ fn native_round(data: &str) -> Duration {
     started.elapsed()
 }
 
-fn component_round(engine: &GuestEngine, data: &str) -> Duration {
+/// The embedded core with one session, as the daemon runs it.
+fn core_with_session(engine: &GuestEngine) -> (CoreGuest, String) {
     let loaded = engine
         .load_bytes("embedded core", EMBEDDED_CORE, "core")
         .unwrap();
@@ -82,6 +83,11 @@ fn component_round(engine: &GuestEngine, data: &str) -> Duration {
         .unwrap()
         .unwrap()
         .id;
+    (core, sid)
+}
+
+fn component_round(engine: &GuestEngine, data: &str) -> Duration {
+    let (mut core, sid) = core_with_session(engine);
     let started = Instant::now();
     for _ in 0..EVENTS {
         let id = core.publish(&sid, "session_update", data, None).unwrap();
@@ -94,18 +100,7 @@ fn component_round(engine: &GuestEngine, data: &str) -> Duration {
 const BATCH: usize = 32;
 
 fn component_batch_round(engine: &GuestEngine, data: &str) -> Duration {
-    let loaded = engine
-        .load_bytes("embedded core", EMBEDDED_CORE, "core")
-        .unwrap();
-    let mut core = CoreGuest::new(engine, &loaded, limits()).unwrap();
-    let Ok(OpenOutcome::Create(reservation)) = core.open("/bench", Scope::Single).unwrap() else {
-        unreachable!()
-    };
-    let sid = core
-        .finish_create(reservation, "agent")
-        .unwrap()
-        .unwrap()
-        .id;
+    let (mut core, sid) = core_with_session(engine);
     // In the daemon the payloads already exist as Strings; the guest copies them in.
     let batch: Vec<String> = (0..BATCH).map(|_| data.to_owned()).collect();
     let started = Instant::now();

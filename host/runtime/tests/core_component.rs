@@ -33,6 +33,16 @@ fn create(core: &mut CoreGuest, workspace: &str, scope: Scope, agent_sid: &str) 
     }
 }
 
+/// Ids of the retained events after `after`.
+fn retained_ids(core: &mut CoreGuest, sid: &str, after: u64) -> Vec<u64> {
+    core.replay(sid, after)
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 fn options() -> Vec<PermissionOption> {
     ["allow_once", "reject_once"]
         .iter()
@@ -56,13 +66,7 @@ fn ring_ids_are_gapless_retention_and_replay_hold() {
         })
         .collect();
     assert_eq!(ids, (1..=8).collect::<Vec<_>>());
-    let replayed: Vec<u64> = core
-        .replay(&sid, 0)
-        .unwrap()
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let replayed: Vec<u64> = retained_ids(&mut core, &sid, 0);
     assert_eq!(
         replayed,
         vec![4, 5, 6, 7, 8],
@@ -257,13 +261,7 @@ fn a_core_trap_rebuilds_the_core_with_its_sessions_and_their_id_sequences() {
         Some(4),
         "ids continue"
     );
-    let replayed: Vec<u64> = core
-        .replay(&sid, 0)
-        .unwrap()
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let replayed: Vec<u64> = retained_ids(&mut core, &sid, 0);
     assert_eq!(
         replayed,
         vec![4],

@@ -79,25 +79,14 @@ impl Hub {
         data: &str,
         originator: Option<&str>,
     ) -> Result<Option<u64>, CoreFault> {
-        self.publish_noting_congestion(session_id, kind, data, originator, &mut Vec::new())
-    }
-
-    /// [`publish`](Self::publish), and note in `congested` the queues that
-    /// are nearly full after it, so the publisher can wait for them.
-    pub fn publish_noting_congestion(
-        &mut self,
-        session_id: &str,
-        kind: &str,
-        data: &str,
-        originator: Option<&str>,
-        congested: &mut Vec<mpsc::Sender<EventFrame>>,
-    ) -> Result<Option<u64>, CoreFault> {
         let Some(id) = self.core.publish(session_id, kind, data, originator)? else {
             return Ok(None);
         };
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
             let frame = encode_event(Some(id), kind, data, originator);
-            fan_out(subscribers, frame, session_id, congested);
+            // Request-path events (permissions, models, lifecycle) are rare:
+            // nobody waits on their congestion.
+            fan_out(subscribers, frame, session_id, &mut Vec::new());
         }
         Ok(Some(id))
     }

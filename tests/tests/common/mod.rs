@@ -50,6 +50,16 @@ pub async fn prompt_ok(daemon: &Daemon, session: &str, text: &str) -> Value {
     body
 }
 
+/// `POST /session/:id/model`.
+pub async fn set_model(daemon: &Daemon, session: &str, model_id: &str) -> (StatusCode, Value) {
+    daemon
+        .post_json(
+            &format!("/session/{session}/model"),
+            &json!({ "modelId": model_id }),
+        )
+        .await
+}
+
 /// Wait for an `agent_message_chunk` whose text is exactly `text`.
 pub async fn wait_chunk(stream: &mut SseStream, text: &str) -> Value {
     wait_event(stream, "session_update", |e| chunk_text(e) == Some(text)).await
