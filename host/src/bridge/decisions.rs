@@ -95,10 +95,30 @@ pub fn option_kind(kind: &str) -> OptionKind {
     }
 }
 
+/// Resolve an agent's path off the async workers (it walks the path with
+/// lstat/readlink, which can block on a slow file system).
+pub async fn resolve_blocking(
+    workspace: &str,
+    requested: &std::path::Path,
+) -> Result<qserve_acp::fs::ResolvedPath, qserve_acp::fs::FsError> {
+    let workspace = std::path::PathBuf::from(workspace);
+    let requested = requested.to_owned();
+    let shown = requested.clone();
+    tokio::task::spawn_blocking(move || qserve_acp::fs::resolve(&workspace, &requested))
+        .await
+        .unwrap_or_else(|_| {
+            Err(qserve_acp::fs::FsError::Io {
+                op: "resolve",
+                path: shown,
+                source: std::io::Error::other("path resolution panicked"),
+            })
+        })
+}
+
 /// The policy's view of one of the agent's paths: resolved the way a file
 /// access would be, or — when it cannot be resolved — marked outside and
 /// missing, which no sane policy allows.
-pub fn resolved_location(workspace: &str, requested: &str) -> ResolvedPath {
+fn resolved_location(workspace: &str, requested: &str) -> ResolvedPath {
     match qserve_acp::fs::resolve(std::path::Path::new(workspace), std::path::Path::new(requested)) {
         Ok(resolved) => wit_path(&resolved),
         Err(_) => ResolvedPath {
@@ -119,7 +139,18 @@ pub fn wit_path(resolved: &qserve_acp::fs::ResolvedPath) -> ResolvedPath {
     }
 }
 
-pub fn tool_call(workspace: &str, summary: &ToolCallSummary) -> ToolCall {
+/// The policy's view of a tool call, its locations resolved off the async
+/// workers.
+pub async fn tool_call(workspace: &str, summary: &ToolCallSummary) -> ToolCall {
+    let (ws, paths) = (workspace.to_owned(), summary.locations.clone());
+    let locations = tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .map(|path| resolved_location(&ws, path))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
     ToolCall {
         tool_call_id: summary.tool_call_id.clone(),
         kind: tool_kind(&summary.kind),
@@ -127,11 +158,7 @@ pub fn tool_call(workspace: &str, summary: &ToolCallSummary) -> ToolCall {
         title: summary.title.clone(),
         command: summary.command.clone(),
         url: summary.url.clone(),
-        locations: summary
-            .locations
-            .iter()
-            .map(|path| resolved_location(workspace, path))
-            .collect(),
+        locations,
         raw_input: summary
             .raw_input
             .as_ref()

@@ -21,9 +21,10 @@ use super::agent::AgentHost;
 use super::decisions::{self, DecisionRecord, Source};
 use super::Inner;
 
-/// ACP leaves refusals implementation-defined; this code says "the daemon's
-/// policy refused", distinct from a missing file.
-const POLICY_REFUSED: i64 = -32001;
+/// ACP leaves refusals implementation-defined; this code says "the daemon
+/// refused" (its policy, or the host's own confinement), distinct from a
+/// missing file (`-32002`).
+const POLICY_REFUSED: i64 = qserve_acp::fs::ACCESS_REFUSED;
 
 impl Inner {
     pub(super) async fn on_read_text_file(
@@ -62,7 +63,8 @@ impl Inner {
         access: FileAccess,
     ) -> Result<ResolvedPath, RpcError> {
         let started = Instant::now();
-        let resolved = qserve_acp::fs::resolve(std::path::Path::new(&host.workspace), path)
+        let resolved = decisions::resolve_blocking(&host.workspace, path)
+            .await
             .map_err(RpcError::from)?;
         let wit_path = decisions::wit_path(&resolved);
         let ctx = self.decision_context(session_id, &host.workspace, Phase::Running);

@@ -42,7 +42,7 @@ impl Inner {
         let session_id = self.route(host, &request.session_id).await?;
         let ctx = self.decision_context(&session_id, &host.workspace, Phase::Running);
         let summary = &request.tool_call;
-        let call = decisions::tool_call(&host.workspace, summary);
+        let call = decisions::tool_call(&host.workspace, summary).await;
         let offered = decisions::offered_options(&request);
         // Cloned now: a policy swapped meanwhile does not touch this decision.
         let active = self.policy.current();
