@@ -24,7 +24,11 @@ macro_rules! export_policy {
     ($policy:ty) => {
         wit_bindgen::generate!({ path: "../../../wit/policy", world: "policy" });
 
+        /// Named here, where the caller's path to it resolves.
+        type ExportedPolicy = $policy;
+
         mod policy_glue {
+            use super::ExportedPolicy;
             use super::exports::qserve::policy::decide;
             use super::qserve::policy::types as wit;
             use qserve_policy_logic as logic;
@@ -33,10 +37,10 @@ macro_rules! export_policy {
 
             thread_local! {
                 // A component instance is single-threaded; the host serializes calls.
-                static POLICY: RefCell<Option<$policy>> = const { RefCell::new(None) };
+                static POLICY: RefCell<Option<ExportedPolicy>> = const { RefCell::new(None) };
             }
 
-            fn with_policy<R>(decision: impl FnOnce(&$policy) -> R) -> R {
+            fn with_policy<R>(decision: impl FnOnce(&ExportedPolicy) -> R) -> R {
                 POLICY.with(|policy| {
                     let policy = policy.borrow();
                     let policy = policy
@@ -125,7 +129,7 @@ macro_rules! export_policy {
 
             impl decide::Guest for Glue {
                 fn init(config: String) -> Result<wit::PolicyInfo, String> {
-                    let mut policy = <$policy as Default>::default();
+                    let mut policy = <ExportedPolicy as Default>::default();
                     let info = policy.init(&config)?;
                     POLICY.with(|slot| *slot.borrow_mut() = Some(policy));
                     Ok(wit::PolicyInfo {
