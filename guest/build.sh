@@ -6,6 +6,9 @@
 #                                     policy-default.wasm, policy-readonly.wasm, SOURCES.sha256)
 #   guest/build.sh --check-embedded   fail when host/runtime/embedded/ is stale
 #                                     (no build; compares the source hash only)
+#   guest/build.sh --policy DIR       build only the policy crate in DIR (a copy of
+#                                     guest/templates/policy-starter, say) into
+#                                     DIR/target/<package>.wasm
 #
 # Steps: (1) `cargo build` the cdylibs in guest/components for
 # wasm32-unknown-unknown, (2) turn each core module into a component with
@@ -36,6 +39,8 @@ wasm_target="wasm32-unknown-unknown"
 # recorded next to the embedded bytes so staleness is detectable without a
 # Wasm toolchain. Any directory named `target` is skipped.
 hashed_sources=(wit guest/legacy-wit guest/core-logic guest/policy-logic guest/components)
+# The SDK the policies are exported through, and the cedar policy's logic.
+hashed_sources+=(guest/sdk guest/cedar-logic)
 
 # cargo package name (or `wat:PATH` under guest/components for a WAT module)
 # → component name, and what each must import / export. Interface names are
@@ -53,6 +58,7 @@ legacy_exports="qserve:bridge/decide@0.1.0"
 components=(
     "qserve-guest-core|core|$core_host|$core_exports"
     "qserve-guest-core-faulty|core-faulty|$core_host|$core_exports"
+    "policy-cedar|policy-cedar|$policy_host|$policy_exports"
     "policy-default|policy-default|$policy_host|$policy_exports"
     "policy-readonly|policy-readonly|$policy_host|$policy_exports"
     # Test guests: never embedded; the host's tests load them from target/guests.
@@ -71,6 +77,10 @@ components=(
 )
 # Only these are compiled into the host binary.
 embedded_components=(core policy-default policy-readonly)
+embedded_components+=(policy-cedar)
+# The starter policy crate authors copy: built by every full build (into
+# target/guests/ like the test guests) so that it keeps building.
+starter_policy="guest/templates/policy-starter"
 
 log() { printf '[guest/build] %s\n' "$*" >&2; }
 die() {
@@ -79,7 +89,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # Prints "<sha256>  <path>" for every hashed source file, sorted by path
@@ -194,7 +204,8 @@ ensure_lockfile() {
     fi
 }
 
-build_modules() {
+# CARGO_ENCODED_RUSTFLAGS for the guests; extra flags may follow.
+guest_rustflags() {
     local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
     # Keep the checkout's and the registry's paths out of the output (panic
     # locations): the bytes then depend on the sources, not on where they are.
@@ -202,12 +213,17 @@ build_modules() {
         "--remap-path-prefix=$repo=/qserve"
         "--remap-path-prefix=$cargo_home=/cargo"
         "--remap-path-prefix=/usr/lib/rustlib/src/rust=/rustc/src"
+        "$@"
     )
-    local encoded_flags
-    encoded_flags="$(
+    (
         IFS=$'\x1f'
         echo "${flags[*]}"
-    )"
+    )
+}
+
+build_modules() {
+    local encoded_flags
+    encoded_flags="$(guest_rustflags)"
     log "building ${#components[@]} guest modules for $wasm_target (release; the first -Zbuild-std build takes minutes)"
     local started=$SECONDS
     CARGO_ENCODED_RUSTFLAGS="$encoded_flags" guest_cargo_run \
@@ -216,13 +232,19 @@ build_modules() {
     log "guest modules built in $((SECONDS - started)) s"
 }
 
-componentize_all() {
+# Builds the componentize tool (host toolchain) and sets `tool` to its path.
+build_componentize_tool() {
     log "building the componentize tool (host toolchain)"
     (cd "$repo" && cargo build -p qserve-componentize)
     local host_target_dir="${CARGO_TARGET_DIR:-$repo/target}"
     [[ "$host_target_dir" == /* ]] || host_target_dir="$repo/$host_target_dir"
-    local tool="$host_target_dir/debug/qserve-componentize"
+    tool="$host_target_dir/debug/qserve-componentize"
     [[ -x "$tool" ]] || die "componentize tool not found at $tool"
+}
+
+componentize_all() {
+    local tool
+    build_componentize_tool
 
     mkdir -p "$out_dir"
     local entry package name imports exports module surface world_args
@@ -243,6 +265,47 @@ componentize_all() {
     log "components written to $out_dir"
 }
 
+# Builds one policy crate (its own workspace, a cdylib on the SDK) with the
+# guest toolchain and makes it a component of the `policy` world, checked
+# like the built-in policies: `build_policy_crate DIR OUT [--locked]`.
+# Inside the checkout it shares the guests' target dir (std and the SDK are
+# built once); elsewhere it uses DIR/target.
+build_policy_crate() {
+    local dir="$1" out="$2" locked=("${@:3}")
+    [[ -f "$dir/Cargo.toml" ]] ||
+        die "$dir/Cargo.toml not found: --policy takes the directory of a policy crate"
+    dir="$(cd "$dir" && pwd)"
+    local package
+    package="$(sed -n '/^\[package\]/,/^\[/s/^name *= *"\([^"]*\)".*/\1/p' "$dir/Cargo.toml" | head -n1)"
+    [[ -n "$package" ]] || die "no package name in $dir/Cargo.toml"
+    [[ -n "$out" ]] || out="$dir/target/$package.wasm"
+    local target_dir="$guest_target_dir" extra_flags=()
+    if [[ "$dir" != "$repo"/* ]]; then
+        target_dir="$dir/target"
+        extra_flags=("--remap-path-prefix=$dir=/policy")
+    fi
+    if [[ ! -f "$dir/Cargo.lock" ]]; then
+        # The versions the built-in policies are built and tested with.
+        log "creating $dir/Cargo.lock from guest/components/Cargo.lock"
+        cp "$components_dir/Cargo.lock" "$dir/Cargo.lock"
+    fi
+    log "building the policy crate $package ($dir) for $wasm_target"
+    (
+        cd "$dir"
+        CARGO_ENCODED_RUSTFLAGS="$(guest_rustflags "${extra_flags[@]}")" \
+            env -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET \
+            "${guest_env[@]}" "${guest_cargo[@]}" build --release --target "$wasm_target" "${build_std[@]}" \
+            --target-dir "$target_dir" "${locked[@]}"
+    )
+    local module="$target_dir/$wasm_target/release/${package//-/_}.wasm"
+    [[ -f "$module" ]] || die "$module was not built: is $package a cdylib (crate-type = [\"cdylib\"])?"
+    local tool surface
+    build_componentize_tool
+    mkdir -p "$(dirname "$out")"
+    surface="$("$tool" --allowed-imports "$policy_host" --exports "$policy_exports" "$module" "$out")"
+    log "$(printf '%s: %d bytes (module %d)  %s' "$out" "$(stat -c %s "$out")" "$(stat -c %s "$module")" "$surface")"
+}
+
 embed() {
     mkdir -p "$embedded_dir"
     local name
@@ -256,11 +319,17 @@ embed() {
 }
 
 main() {
-    local mode=build
+    local mode=build policy_dir=""
     while (($#)); do
         case "$1" in
         --embed) mode=embed ;;
         --check-embedded) mode=check ;;
+        --policy)
+            (($# >= 2)) || die "--policy needs the policy crate's directory"
+            mode=policy
+            policy_dir="$2"
+            shift
+            ;;
         -h | --help)
             usage
             exit 0
@@ -275,11 +344,16 @@ main() {
         return
     fi
     detect_toolchain
+    if [[ "$mode" == policy ]]; then
+        build_policy_crate "$policy_dir" ""
+        return
+    fi
     ensure_lockfile
     local hash_before
     hash_before="$(sources_hash)"
     build_modules
     componentize_all
+    build_policy_crate "$repo/$starter_policy" "$out_dir/policy-starter.wasm" --locked
     if [[ "$mode" == embed ]]; then
         # Recording a hash the bytes were not built from would defeat the check.
         [[ "$(sources_hash)" == "$hash_before" ]] ||

@@ -2,4 +2,4 @@
 //! every other tool rejected, agent file writes refused (see
 //! `qserve_policy_logic::ReadonlyPolicy`).
 
-qserve_policy_glue::export_policy!(qserve_policy_logic::ReadonlyPolicy);
+qserve_policy::export!(qserve_policy_logic::ReadonlyPolicy);
