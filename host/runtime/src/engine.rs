@@ -1,4 +1,11 @@
 //! One wasmtime [`Engine`] per daemon, its epoch ticker, and component loading.
+//!
+//! One engine serves both guests. The core is called synchronously from its
+//! owner thread, the policy with `call_async` from tokio tasks: since
+//! wasmtime 45 whether a store is "async" is a property of the store (its
+//! epoch callback yields, its linker has async functions), not of the
+//! engine (`Config::async_support` is a no-op), so a second engine would only
+//! add a second epoch ticker and a second set of cache keys.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,7 +14,10 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
+use sha2::{Digest, Sha256};
+
 use crate::cache::CompiledCache;
+use crate::embedded::builtin;
 use crate::error::LoadError;
 
 /// How the engine is set up.
@@ -39,9 +49,13 @@ pub struct GuestEngine {
 /// A compiled component and where it came from (for messages).
 #[derive(Clone)]
 pub struct LoadedComponent {
-    /// A path, or `embedded core` / `embedded default policy`.
+    /// A path, `builtin:NAME`, or `embedded core`.
     pub origin: String,
     pub component: Component,
+    /// Lowercase hex SHA-256 of the component's bytes: what `policy list`,
+    /// `/capabilities` and the decision log show, so an operator can tell
+    /// exactly which build decided.
+    pub sha256: String,
 }
 
 impl GuestEngine {
@@ -81,6 +95,18 @@ impl GuestEngine {
         (deadline.as_nanos().div_ceil(tick) as u64).max(1)
     }
 
+    /// Load `builtin:NAME` (compiled into the binary) or a component file.
+    pub fn load_component(&self, spec: &str) -> Result<LoadedComponent, LoadError> {
+        if spec.starts_with("builtin:") {
+            let found = builtin::find(spec).ok_or_else(|| LoadError::UnknownBuiltin {
+                name: spec.to_owned(),
+                known: builtin::names(),
+            })?;
+            return self.load_bytes(found.name, found.bytes, "policy");
+        }
+        self.load_file(Path::new(spec))
+    }
+
     /// Load a component file, naming the file in every error.
     pub fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
@@ -99,8 +125,9 @@ impl GuestEngine {
         world: &'static str,
     ) -> Result<LoadedComponent, LoadError> {
         check_is_component(origin, bytes, world)?;
+        let sha256 = hex(&Sha256::digest(bytes));
         let component = match &self.cache {
-            Some(cache) => cache.load(&self.engine, bytes),
+            Some(cache) => cache.load(&self.engine, bytes, &sha256),
             None => Component::new(&self.engine, bytes),
         }
         .map_err(|err| LoadError::Compile {
@@ -110,8 +137,13 @@ impl GuestEngine {
         Ok(LoadedComponent {
             origin: origin.to_owned(),
             component,
+            sha256,
         })
     }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Tell a component from a core module or garbage before wasmtime does, so the

@@ -3,8 +3,8 @@
 mod support;
 
 use qserve_runtime::{
-    CoreGuest, CoreLimits, OpenError, OpenOutcome, PermissionOption, RegisterError, Scope,
-    VoteError, VoteOutcome, EMBEDDED_CORE,
+    CoreGuest, CoreLimits, OpenError, OpenOutcome, RegisterError, Scope, VoteError, VoteOutcome,
+    EMBEDDED_CORE,
 };
 
 fn core(max_sessions: u32, ring_size: u32, max_pending: u32) -> CoreGuest {
@@ -43,14 +43,11 @@ fn retained_ids(core: &mut CoreGuest, sid: &str, after: u64) -> Vec<u64> {
         .collect()
 }
 
-fn options() -> Vec<PermissionOption> {
-    ["allow_once", "reject_once"]
+/// The offered options' ids.
+fn options() -> Vec<String> {
+    ["opt-allow_once", "opt-reject_once"]
         .iter()
-        .map(|kind| PermissionOption {
-            option_id: format!("opt-{kind}"),
-            name: kind.to_string(),
-            kind: kind.to_string(),
-        })
+        .map(|id| id.to_string())
         .collect()
 }
 
