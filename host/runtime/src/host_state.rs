@@ -85,12 +85,8 @@ impl GuestState {
 impl Drop for GuestState {
     fn drop(&mut self) {
         self.flush_output();
-        let (memory, table) = self.limiter.peaks();
-        tracing::trace!(
-            peak_memory = memory,
-            peak_table_elements = table,
-            "guest instance dropped"
-        );
+        let (memory, table_elements) = self.limiter.totals();
+        tracing::trace!(memory, table_elements, "guest instance dropped");
     }
 }
 

@@ -53,7 +53,11 @@ pub use policy::{
     PolicyOptions, ResolvedPath, SessionScope, ToolCall, ToolKind, Verdict,
 };
 
-/// Limits on what a guest writes to the daemon's log (per instance).
-pub mod guest_log_limits {
+/// The limits every policy instance runs under, besides its memory cap and
+/// deadline (`PolicyOptions`): store limits, and what it may write to the log.
+pub mod guest_limits {
     pub use crate::guest_log::{BURST, MAX_LINE_BYTES, PER_SECOND};
+    pub use crate::limits::{
+        POLICY_INSTANCES, POLICY_MEMORIES, POLICY_TABLES, POLICY_TABLE_ELEMENTS,
+    };
 }

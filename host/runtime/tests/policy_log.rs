@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use qserve_runtime::guest_log_limits::{BURST, MAX_LINE_BYTES, PER_SECOND};
+use qserve_runtime::guest_limits::{BURST, MAX_LINE_BYTES, PER_SECOND};
 use qserve_runtime::{PermissionAnswer, PolicyOptions, ToolKind};
 use support::{call, ctx, offered, CapturedLog};
 
