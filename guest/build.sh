@@ -2,15 +2,22 @@
 # Builds every Wasm guest component of qserve.
 #
 #   guest/build.sh                    build all components into target/guests/
-#   guest/build.sh --embed            … and refresh host/runtime/embedded/
-#                                     (core.wasm, policy-default.wasm, SOURCES.sha256)
+#   guest/build.sh --embed            … and refresh host/runtime/embedded/ (core.wasm,
+#                                     policy-default.wasm, policy-readonly.wasm, SOURCES.sha256)
 #   guest/build.sh --check-embedded   fail when host/runtime/embedded/ is stale
 #                                     (no build; compares the source hash only)
 #
 # Steps: (1) `cargo build` the cdylibs in guest/components for
 # wasm32-unknown-unknown, (2) turn each core module into a component with
 # guest/componentize (wit-component), which also checks the component's
-# imports and exports against the WIT worlds.
+# imports and exports against the WIT worlds. One test guest
+# (policy-hostile-table) is hand-written WAT instead of a crate; step 2 reads
+# it and embeds its world from wit/policy.
+#
+# Contracts: wit/policy (qserve:policy@0.2.0, public, for policies),
+# wit/core (qserve:core@0.1.0, internal, for the core), and
+# guest/legacy-wit (the old qserve:bridge@0.1.0, only for the test guest the
+# host must refuse).
 #
 # Toolchain: rustup's wasm32-unknown-unknown target when installed (the
 # ordinary developer path: `rustup target add wasm32-unknown-unknown`).
@@ -28,27 +35,42 @@ wasm_target="wasm32-unknown-unknown"
 # The guest sources the embedded components are built from. Their hash is
 # recorded next to the embedded bytes so staleness is detectable without a
 # Wasm toolchain. Any directory named `target` is skipped.
-hashed_sources=(wit guest/core-logic guest/policy-logic guest/components)
+hashed_sources=(wit guest/legacy-wit guest/core-logic guest/policy-logic guest/components)
 
-# cargo package name → component name, and what each must import / export.
-# Interface names are the fully qualified WIT names.
-host_if="qserve:bridge/host@0.1.0"
-config_if="qserve:bridge/policy-config@0.1.0"
-core_exports="qserve:bridge/lifecycle@0.1.0,qserve:bridge/sessions@0.1.0,qserve:bridge/events@0.1.0,qserve:bridge/permissions@0.1.0"
-policy_exports="qserve:bridge/decide@0.1.0"
+# cargo package name (or `wat:PATH` under guest/components for a WAT module)
+# → component name, and what each must import / export. Interface names are
+# the fully qualified WIT names; imports may be a subset of the list (unused
+# ones vanish), exports must match exactly. A policy imports `types` (type
+# definitions only) along with `host`.
+policy_host="qserve:policy/host@0.2.0,qserve:policy/types@0.2.0"
+policy_exports="qserve:policy/decide@0.2.0"
+core_host="qserve:core/host@0.1.0"
+core_exports="qserve:core/lifecycle@0.1.0,qserve:core/sessions@0.1.0,qserve:core/events@0.1.0,qserve:core/permissions@0.1.0"
+wasi_wait="wasi:clocks/monotonic-clock@0.2.12,wasi:io/poll@0.2.12"
+wasi_snoop="wasi:cli/environment@0.2.12,wasi:cli/stdout@0.2.12,wasi:io/error@0.2.12,wasi:io/streams@0.2.12,wasi:filesystem/types@0.2.12,wasi:filesystem/preopens@0.2.12"
+legacy_imports="qserve:bridge/host@0.1.0,qserve:bridge/policy-config@0.1.0"
+legacy_exports="qserve:bridge/decide@0.1.0"
 components=(
-    "qserve-guest-core|core|$host_if|$core_exports"
-    "qserve-guest-core-faulty|core-faulty|$host_if|$core_exports"
-    "policy-default|policy-default|$host_if,$config_if|$policy_exports"
-    "policy-readonly|policy-readonly|$host_if,$config_if|$policy_exports"
-    "policy-hostile-loop|policy-hostile-loop|$host_if,$config_if|$policy_exports"
-    "policy-hostile-trap|policy-hostile-trap|$host_if,$config_if|$policy_exports"
-    "policy-hostile-memory|policy-hostile-memory|$host_if,$config_if|$policy_exports"
-    "policy-hostile-bad-option|policy-hostile-bad-option|$host_if,$config_if|$policy_exports"
-    "policy-hostile-imports|policy-hostile-imports|$host_if,$config_if,wasi:cli/environment@0.2.12,wasi:cli/stdout@0.2.12,wasi:io/error@0.2.12,wasi:io/streams@0.2.12,wasi:filesystem/types@0.2.12,wasi:filesystem/preopens@0.2.12,qserve:test/phone-home@0.1.0|$policy_exports"
+    "qserve-guest-core|core|$core_host|$core_exports"
+    "qserve-guest-core-faulty|core-faulty|$core_host|$core_exports"
+    "policy-default|policy-default|$policy_host|$policy_exports"
+    "policy-readonly|policy-readonly|$policy_host|$policy_exports"
+    # Test guests: never embedded; the host's tests load them from target/guests.
+    "policy-hostile-loop|policy-hostile-loop|$policy_host|$policy_exports"
+    "policy-hostile-trap|policy-hostile-trap|$policy_host|$policy_exports"
+    "policy-hostile-memory|policy-hostile-memory|$policy_host|$policy_exports"
+    "policy-hostile-bad-option|policy-hostile-bad-option|$policy_host|$policy_exports"
+    "policy-hostile-imports|policy-hostile-imports|$policy_host,$wasi_snoop,qserve:test/phone-home@0.1.0|$policy_exports"
+    "policy-hostile-sleep|policy-hostile-sleep|$policy_host,$wasi_wait|$policy_exports"
+    "policy-hostile-poll|policy-hostile-poll|$policy_host,$wasi_wait|$policy_exports"
+    "wat:policy-hostile-table/policy-hostile-table.wat|policy-hostile-table|$policy_host|$policy_exports"
+    "policy-hostile-logflood|policy-hostile-logflood|$policy_host|$policy_exports"
+    "policy-legacy-v0-1|policy-legacy-v0-1|$legacy_imports|$legacy_exports"
+    "policy-slow|policy-slow|$policy_host|$policy_exports"
+    "policy-select-first|policy-select-first|$policy_host|$policy_exports"
 )
 # Only these are compiled into the host binary.
-embedded_components=(core policy-default)
+embedded_components=(core policy-default policy-readonly)
 
 log() { printf '[guest/build] %s\n' "$*" >&2; }
 die() {
@@ -203,12 +225,18 @@ componentize_all() {
     [[ -x "$tool" ]] || die "componentize tool not found at $tool"
 
     mkdir -p "$out_dir"
-    local entry package name imports exports module surface
+    local entry package name imports exports module surface world_args
     for entry in "${components[@]}"; do
         IFS='|' read -r package name imports exports <<<"$entry"
-        module="$guest_target_dir/$wasm_target/release/${package//-/_}.wasm"
+        if [[ "$package" == wat:* ]]; then
+            module="$components_dir/${package#wat:}"
+            world_args=(--wit "$repo/wit/policy" --world policy)
+        else
+            module="$guest_target_dir/$wasm_target/release/${package//-/_}.wasm"
+            world_args=()
+        fi
         [[ -f "$module" ]] || die "module $module was not built"
-        surface="$("$tool" --allowed-imports "$imports" --exports "$exports" "$module" "$out_dir/$name.wasm")"
+        surface="$("$tool" --allowed-imports "$imports" --exports "$exports" "${world_args[@]}" "$module" "$out_dir/$name.wasm")"
         log "$(printf '%-31s %7d bytes (module %d)  %s' "$name.wasm" \
             "$(stat -c %s "$out_dir/$name.wasm")" "$(stat -c %s "$module")" "$surface")"
     done

@@ -31,9 +31,13 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Print a component's imports and exports and whether it fits the `policy` world.
-    Inspect { file: PathBuf },
+    /// POLICY is a file or `builtin:NAME`.
+    Inspect { policy: String },
     /// Exit non-zero (with the reason) unless the component fits the `policy` world.
-    Check { file: PathBuf },
+    /// POLICY is a file or `builtin:NAME`.
+    Check { policy: String },
+    /// List the policies compiled into this binary (name, version, sha256).
+    List,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,10 +62,18 @@ pub struct ServeArgs {
     /// Port to bind; 0 picks a free one (the real URL is printed).
     #[arg(long, env = "QSERVE_PORT", default_value_t = 4170)]
     pub port: u16,
-    /// Bearer token clients must send (prefer the QSERVE_TOKEN environment variable:
-    /// argv is visible to other users of the machine).
-    #[arg(long, env = "QSERVE_TOKEN", hide_env_values = true)]
+    /// Bearer token clients must send (prefer --token-file or the QSERVE_TOKEN
+    /// environment variable: argv is visible to other users of the machine).
+    #[arg(long, env = "QSERVE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
     pub token: Option<String>,
+    /// Read the client token from this file (first line; keeps it off argv
+    /// and out of the environment).
+    #[arg(long, env = "QSERVE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Operator token for `PUT /admin/policy` (hot swap). Without it the admin
+    /// routes do not exist. Must differ from the client token.
+    #[arg(long, env = "QSERVE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Live sessions plus in-flight creates; 0 = unlimited.
     #[arg(long, env = "QSERVE_MAX_SESSIONS", default_value_t = 20)]
     pub max_sessions: u32,
@@ -77,13 +89,24 @@ pub struct ServeArgs {
     /// The ACP agent command, split as a shell would.
     #[arg(long, env = "QSERVE_AGENT", default_value = "qwen --acp")]
     pub agent: String,
-    /// A policy component (.wasm) to use instead of the embedded default.
-    #[arg(long, env = "QSERVE_COMPONENT")]
-    pub component: Option<PathBuf>,
+    /// The policy: a component file (.wasm) or a policy compiled into this
+    /// binary (`builtin:default`, `builtin:readonly`; see `policy list`).
+    /// SIGHUP reads it again.
+    #[arg(long, env = "QSERVE_COMPONENT", default_value = "builtin:default")]
+    pub component: String,
+    /// Refuse any policy component whose bytes do not have this sha256 (hex),
+    /// at start-up and on every reload.
+    #[arg(long, env = "QSERVE_COMPONENT_SHA256", value_parser = parse_sha256)]
+    pub component_sha256: Option<String>,
+    /// Append every policy decision to this file as one JSON line
+    /// (reopened on SIGHUP, for logrotate).
+    #[arg(long, env = "QSERVE_DECISION_LOG")]
+    pub decision_log: Option<PathBuf>,
     /// For tests: a core component instead of the embedded one.
     #[arg(long, env = "QSERVE_CORE_COMPONENT", hide = true)]
     pub core_component: Option<PathBuf>,
-    /// A configuration document handed to the policy as is.
+    /// The policy's configuration document, handed to its `init` as is (a
+    /// policy that refuses it stops the start, or a reload). SIGHUP re-reads it.
     #[arg(long, env = "QSERVE_POLICY_CONFIG")]
     pub policy_config: Option<PathBuf>,
     /// How long a permission request waits for the clients' votes (seconds) before
@@ -121,5 +144,31 @@ impl ServeArgs {
     /// Whether `--token` itself was on the command line (not from the environment).
     pub fn token_on_argv() -> bool {
         std::env::args().any(|a| a == "--token" || a.starts_with("--token="))
+    }
+
+    /// The client token from `--token`, `QSERVE_TOKEN` or `--token-file`.
+    pub fn client_token(&self) -> anyhow::Result<Option<String>> {
+        use anyhow::Context as _;
+        let Some(path) = &self.token_file else {
+            return Ok(self.token.clone());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+        let token = text.lines().next().unwrap_or("").trim().to_owned();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "--token-file {} is empty: put the token on its first line",
+            path.display()
+        );
+        Ok(Some(token))
+    }
+}
+
+fn parse_sha256(text: &str) -> Result<String, String> {
+    let hex = text.trim().to_ascii_lowercase();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err("expected 64 hex digits (a sha256, as `policy list` or `sha256sum` prints it)".into())
     }
 }

@@ -1,24 +1,20 @@
 //! Start-up: build the engine and load the core and the policy, so that any
-//! problem with a component is one clear message before the daemon listens.
+//! problem with a component the operator named is one clear message before
+//! the daemon listens.
+//!
+//! Cold start: the embedded core is known good, so it is compiled on its own
+//! owner thread while the daemon already answers `/health`; the first call
+//! that needs it waits for it. A core given with `--core-component` (tests)
+//! and the policy are loaded before listening, since they can be wrong.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use qserve_http::PolicyInfo;
-use qserve_runtime::{
-    CoreGuest, CoreLimits, EngineOptions, GuestEngine, PolicyGuest, PolicyOptions, EMBEDDED_CORE,
-    EMBEDDED_DEFAULT_POLICY,
-};
+use qserve_runtime::{CoreGuest, CoreLimits, EngineOptions, GuestEngine, PolicyOptions, EMBEDDED_CORE};
 
 use crate::cli::ServeArgs;
-
-/// Validated guests, ready to move onto their owner threads.
-pub struct Guests {
-    pub core: Box<dyn FnOnce() -> CoreGuest + Send>,
-    pub policy: Box<dyn FnOnce() -> PolicyGuest + Send>,
-    pub policy_info: PolicyInfo,
-}
+use crate::policy::slot::{ComponentSpec, ConfigSpec, PolicySlot, PolicySources};
 
 pub fn engine(args: &ServeArgs) -> anyhow::Result<GuestEngine> {
     let mut options = EngineOptions::default();
@@ -28,57 +24,78 @@ pub fn engine(args: &ServeArgs) -> anyhow::Result<GuestEngine> {
     GuestEngine::new(options).context("cannot start the WebAssembly engine")
 }
 
-pub fn policy_options(args: &ServeArgs) -> anyhow::Result<PolicyOptions> {
-    let config_document = match &args.policy_config {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read --policy-config {}", path.display()))?,
-        None => String::new(),
-    };
-    Ok(PolicyOptions {
+/// The policy's limits from the flags (its config document is read by the slot).
+pub fn policy_options(args: &ServeArgs) -> PolicyOptions {
+    PolicyOptions {
         call_deadline: Duration::from_millis(args.policy_deadline_ms),
         memory_cap: args.policy_memory_mib << 20,
-        config_document: Arc::from(config_document),
-    })
+        config_document: Arc::from(""),
+        ..PolicyOptions::default()
+    }
 }
 
-pub fn load(args: &ServeArgs) -> anyhow::Result<Guests> {
-    let engine = engine(args)?;
-    let core_component = match &args.core_component {
-        Some(path) => engine.load_bytes(&path.display().to_string(), &read(path)?, "core")?,
-        None => engine.load_bytes("embedded core", EMBEDDED_CORE, "core")?,
-    };
-    let core = CoreGuest::new(
-        &engine,
-        &core_component,
-        CoreLimits {
-            max_sessions: args.max_sessions,
-            ring_size: args.event_ring_size,
-            max_pending_permissions: args.max_pending_permissions,
+/// What `--component` and `--policy-config` name (SIGHUP reads them again).
+pub fn policy_sources(args: &ServeArgs) -> PolicySources {
+    PolicySources {
+        component: ComponentSpec::Named(args.component.clone()),
+        config: match &args.policy_config {
+            Some(path) => ConfigSpec::Path(path.clone()),
+            None => ConfigSpec::None,
         },
-    )?;
-    let policy_component = match &args.component {
-        Some(path) => engine.load_file(path)?,
-        None => engine.load_bytes("embedded default policy", EMBEDDED_DEFAULT_POLICY, "policy")?,
-    };
-    let policy = PolicyGuest::new(&engine, &policy_component, policy_options(args)?)?;
-    let info = policy.info();
+    }
+}
+
+/// Load and `init`-check the start-up policy.
+pub async fn load_policy(engine: &GuestEngine, args: &ServeArgs) -> anyhow::Result<Arc<PolicySlot>> {
+    let slot = PolicySlot::load(
+        engine.clone(),
+        policy_options(args),
+        args.component_sha256.clone(),
+        policy_sources(args),
+    )
+    .await?;
+    let info = slot.info();
     tracing::info!(
         policy = %info.name,
         version = %info.version,
-        from = %policy_component.origin,
+        sha256 = %info.sha256,
+        from = %info.origin,
         "policy loaded"
     );
-    let policy_info = PolicyInfo {
-        name: info.name.clone(),
-        version: info.version.clone(),
-    };
-    Ok(Guests {
-        core: Box::new(move || core),
-        policy: Box::new(move || policy),
-        policy_info,
-    })
+    Ok(Arc::new(slot))
 }
 
-fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+fn core_limits(args: &ServeArgs) -> CoreLimits {
+    CoreLimits {
+        max_sessions: args.max_sessions,
+        ring_size: args.event_ring_size,
+        max_pending_permissions: args.max_pending_permissions,
+    }
+}
+
+/// Builds the core on its owner thread. A `--core-component` is checked now;
+/// the embedded core is compiled lazily there (see the module docs).
+pub fn core_loader(
+    engine: &GuestEngine,
+    args: &ServeArgs,
+) -> anyhow::Result<Box<dyn FnOnce() -> CoreGuest + Send>> {
+    let limits = core_limits(args);
+    if let Some(path) = &args.core_component {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let component = engine.load_bytes(&path.display().to_string(), &bytes, "core")?;
+        let core = CoreGuest::new(engine, &component, limits)?;
+        return Ok(Box::new(move || core));
+    }
+    let engine = engine.clone();
+    Ok(Box::new(move || {
+        let started = std::time::Instant::now();
+        let component = engine
+            .load_bytes("embedded core", EMBEDDED_CORE, "core")
+            .expect("the embedded core compiles (it is built and tested with this binary)");
+        let core = CoreGuest::new(&engine, &component, limits)
+            .expect("the embedded core links (it is built and tested with this binary)");
+        tracing::debug!(elapsed = ?started.elapsed(), "embedded core ready");
+        core
+    }))
 }

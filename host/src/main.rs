@@ -4,6 +4,7 @@
 mod bridge;
 mod cli;
 mod guests;
+mod policy;
 mod policy_cmd;
 mod signals;
 
@@ -20,8 +21,16 @@ use crate::bridge::{Bridge, BridgeConfig};
 use crate::cli::{Cli, Command, LogFormat, ServeArgs, SessionScopeArg};
 
 fn main() -> ExitCode {
+    // First, before any secret is read: an agent (or anything else) running
+    // as our user must not read /proc/<our pid>/environ, cmdline or memory.
+    // Agents are exec'd, which makes them dumpable again for themselves.
+    if let Err(err) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("qserve-host: cannot mark the process non-dumpable: {err}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
-    init_logging(cli.serve.log_format);
+    // Subcommands print their answer, not the daemon's INFO chatter.
+    init_logging(cli.serve.log_format, if cli.command.is_some() { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -45,9 +54,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Colour only for a person at a terminal, never into log files.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -63,12 +72,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.token.is_some() && ServeArgs::token_on_argv() {
         tracing::warn!(
             "the token was given on the command line, where other users of this machine can see it; \
-             prefer the QSERVE_TOKEN environment variable"
+             prefer --token-file or the QSERVE_TOKEN environment variable"
         );
     }
-    let bind = qserve_http::validate_bind(&args.hostname, args.token.as_deref())?;
+    let token = args.client_token()?;
+    let admin_token = args
+        .admin_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    if admin_token.is_some() && admin_token.as_deref() == token.as_deref().map(str::trim) {
+        anyhow::bail!("--admin-token must differ from the client token: clients must not swap the policy");
+    }
+    let bind = qserve_http::validate_bind(&args.hostname, token.as_deref())?;
     let agent = AgentCommand::parse(&args.agent).context("invalid --agent")?;
-    let guests = guests::load(&args)?;
+    let engine = guests::engine(&args)?;
+    let core = guests::core_loader(&engine, &args)?;
+    let policy = guests::load_policy(&engine, &args).await?;
+    let decisions = match &args.decision_log {
+        Some(path) => policy::decision_log::DecisionLog::open(path)
+            .with_context(|| format!("cannot open --decision-log {}", path.display()))?,
+        None => policy::decision_log::DecisionLog::disabled(),
+    };
 
     let config = BridgeConfig {
         agent,
@@ -79,12 +105,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         permission_timeout: args.permission_timeout(),
         init_timeout: Duration::from_secs(args.init_timeout),
         max_line_bytes: args.max_line_bytes,
-        scrub_env: vec!["QSERVE_TOKEN".into()],
+        // Secrets never reach an agent, whatever name they come under.
+        scrub_env: [
+            "QSERVE_TOKEN",
+            "QSERVE_TOKEN_FILE",
+            "QSERVE_ADMIN_TOKEN",
+            "QWEN_SERVER_TOKEN",
+        ]
+        .map(String::from)
+        .to_vec(),
         model_switch_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(3),
     };
-    let policy_info = guests.policy_info.clone();
-    let bridge = Bridge::new(config, guests.core, guests.policy, policy_info.clone());
+    let policy_info = policy.info();
+    let bridge = Bridge::new(config, core, policy, decisions);
 
     let listener = tokio::net::TcpListener::bind((bind.listen_host.as_str(), args.port))
         .await
@@ -92,6 +126,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let local = listener.local_addr()?;
     let http_config = qserve_http::HttpConfig {
         token: bind.token.clone(),
+        admin_token,
         loopback: bind.loopback,
         port: local.port(),
         max_connections: args.max_connections,
@@ -102,6 +137,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         local.ip().to_string()
     };
+    // Handlers are in place before anyone is told we listen.
+    let signals = signals::Signals::install()?;
+    let mut hangups = signals::Signals::hangups()?;
+    let on_hangup = bridge.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the policy and reopening the decision log");
+            on_hangup.on_hangup().await;
+        }
+    });
     // Tests and scripts wait for this exact phrase.
     eprintln!(
         "qserve-host listening on http://{shown_host}:{} (policy {} {})",
@@ -110,7 +155,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         policy_info.version
     );
 
-    let signals = signals::Signals::install()?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(qserve_http::serve(
         listener,
@@ -131,6 +175,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     tokio::select! {
         _ = drain => {
+            bridge.flush_decision_log();
             tracing::info!("shutdown complete");
             Ok(ExitCode::SUCCESS)
         }

@@ -1,4 +1,5 @@
 //! SIGINT/SIGTERM: the first starts a graceful drain, a second forces it.
+//! SIGHUP: reload the policy and reopen the decision log (see `hangups`).
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -23,6 +24,12 @@ impl Signals {
             }
         });
         Ok(Signals { count: rx })
+    }
+
+    /// A stream of SIGHUPs. Each one is delivered once; HUPs that arrive
+    /// while the previous one is handled are coalesced into one more.
+    pub fn hangups() -> std::io::Result<tokio::signal::unix::Signal> {
+        signal(SignalKind::hangup())
     }
 
     async fn wait_for(&self, n: u32) {

@@ -10,9 +10,7 @@ use crate::events::{Event, EventRing};
 use crate::fast_map::FastMap;
 use crate::ids::IdSource;
 use crate::permissions::Outcome;
-use crate::permissions::{
-    PendingPermissions, PermissionOption, RegisterError, Resolution, VoteError,
-};
+use crate::permissions::{PendingPermissions, RegisterError, Resolution, VoteError};
 use crate::sessions::{FinishCreateError, OpenError, OpenOutcome, Scope, Session, SessionRegistry};
 
 /// The limits the core enforces (WIT `lifecycle.limits`).
@@ -195,10 +193,10 @@ impl<I: IdSource> Core<I> {
     pub fn register(
         &mut self,
         session_id: &str,
-        options: Vec<PermissionOption>,
+        option_ids: Vec<String>,
     ) -> Result<String, RegisterError> {
         self.permissions
-            .register(session_id, options, &mut self.ids)
+            .register(session_id, option_ids, &mut self.ids)
     }
 
     pub fn vote(&mut self, request_id: &str, outcome: Outcome) -> Result<Resolution, VoteError> {
@@ -211,10 +209,6 @@ impl<I: IdSource> Core<I> {
 
     pub fn cancel_session(&mut self, session_id: &str) -> Vec<Resolution> {
         self.permissions.cancel_session(session_id)
-    }
-
-    pub fn options(&self, request_id: &str) -> Option<&[PermissionOption]> {
-        self.permissions.options(request_id)
     }
 
     fn ring(&self, session_id: &str) -> Result<&EventRing, PublishError> {
@@ -261,12 +255,8 @@ mod tests {
         }
     }
 
-    fn offered() -> Vec<PermissionOption> {
-        vec![PermissionOption {
-            option_id: "allow".into(),
-            name: "Allow".into(),
-            kind: "allow_once".into(),
-        }]
+    fn offered() -> Vec<String> {
+        vec!["allow".into()]
     }
 
     const LIMITS: Limits = Limits {

@@ -2,7 +2,7 @@
 //! per-session event ring and pending-permission bookkeeping.
 //!
 //! The `core` Wasm component (guest/components/core) is a thin mapping of
-//! [`Core`] onto the WIT interfaces in `wit/qserve.wit`; keeping the logic
+//! [`Core`] onto the WIT interfaces of `qserve:core` (`wit/core/core.wit`); keeping the logic
 //! here lets it be unit-tested natively and benchmarked against the
 //! component. Randomness comes from outside ([`IdSource`]): in Wasm it is the
 //! host's `random-id` import.
@@ -18,9 +18,7 @@ mod size_class_alloc;
 pub use crate::core_state::{Core, Limits, PublishError, Stats};
 pub use crate::events::{Event, EventRing};
 pub use crate::ids::IdSource;
-pub use crate::permissions::{
-    Outcome, PendingPermissions, PermissionOption, RegisterError, Resolution, VoteError,
-};
+pub use crate::permissions::{Outcome, PendingPermissions, RegisterError, Resolution, VoteError};
 pub use crate::sessions::{
     FinishCreateError, OpenError, OpenOutcome, Scope, Session, SessionRegistry,
 };

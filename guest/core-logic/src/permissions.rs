@@ -1,20 +1,15 @@
-//! Pending permission requests: which options were offered, and which vote
-//! resolves each request (the first valid one; later votes lose).
+//! Pending permission requests: which option ids were offered, and which
+//! vote resolves each request (the first valid one; later votes lose).
+//!
+//! Only the ids are kept: a vote is checked against them, and the options'
+//! labels and kinds are the host's business (it shows them to clients and
+//! hands them to the policy), so they need not cross into the core.
 //!
 //! The host owns the clock: it arms a timer per request and calls `expire`
 //! when it fires. This module only decides the outcome.
 
 use crate::fast_map::FastMap;
 use crate::ids::{mint_unique, IdSource};
-
-/// An option the agent offered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PermissionOption {
-    pub option_id: String,
-    pub name: String,
-    /// ACP option kind: allow_once, allow_always, reject_once, reject_always.
-    pub kind: String,
-}
 
 /// How a request was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +49,7 @@ pub enum VoteError {
 #[derive(Debug)]
 struct PendingRequest {
     session_id: String,
-    options: Vec<PermissionOption>,
+    option_ids: Vec<String>,
 }
 
 /// Pending requests of every known session.
@@ -95,10 +90,11 @@ impl PendingPermissions {
     }
 
     /// Registers a request awaiting votes; returns its fresh id from `ids`.
+    /// `option_ids` are the offered options: a vote must name one of them.
     pub fn register(
         &mut self,
         session_id: &str,
-        options: Vec<PermissionOption>,
+        option_ids: Vec<String>,
         ids: &mut dyn IdSource,
     ) -> Result<String, RegisterError> {
         let pending = self
@@ -118,7 +114,7 @@ impl PendingPermissions {
             request_id.clone(),
             PendingRequest {
                 session_id: session_id.to_owned(),
-                options,
+                option_ids,
             },
         );
         Ok(request_id)
@@ -129,11 +125,7 @@ impl PendingPermissions {
     pub fn vote(&mut self, request_id: &str, outcome: Outcome) -> Result<Resolution, VoteError> {
         let request = self.requests.get(request_id).ok_or(VoteError::NotFound)?;
         if let Outcome::Selected(option_id) = &outcome {
-            if !request
-                .options
-                .iter()
-                .any(|option| &option.option_id == option_id)
-            {
+            if !request.option_ids.contains(option_id) {
                 return Err(VoteError::InvalidOption);
             }
         }
@@ -163,11 +155,11 @@ impl PendingPermissions {
             .collect()
     }
 
-    /// The options offered with a pending request.
-    pub fn options(&self, request_id: &str) -> Option<&[PermissionOption]> {
+    /// The option ids offered with a pending request.
+    pub fn option_ids(&self, request_id: &str) -> Option<&[String]> {
         self.requests
             .get(request_id)
-            .map(|request| request.options.as_slice())
+            .map(|request| request.option_ids.as_slice())
     }
 
     /// Pending requests over all sessions.
@@ -205,15 +197,8 @@ mod tests {
         }
     }
 
-    fn offered() -> Vec<PermissionOption> {
-        [("allow", "allow_once"), ("reject", "reject_once")]
-            .into_iter()
-            .map(|(id, kind)| PermissionOption {
-                option_id: id.into(),
-                name: id.into(),
-                kind: kind.into(),
-            })
-            .collect()
+    fn offered() -> Vec<String> {
+        vec!["allow".into(), "reject".into()]
     }
 
     fn with_session(cap: u32) -> PendingPermissions {
@@ -236,7 +221,7 @@ mod tests {
             pending.register("nope", offered(), &mut ids),
             Err(RegisterError::UnknownSession)
         );
-        assert_eq!(pending.options("r1"), Some(offered().as_slice()));
+        assert_eq!(pending.option_ids("r1"), Some(offered().as_slice()));
     }
 
     #[test]
@@ -261,7 +246,7 @@ mod tests {
             pending.vote(&request, Outcome::Cancelled),
             Err(VoteError::NotFound)
         );
-        assert_eq!(pending.options(&request), None);
+        assert_eq!(pending.option_ids(&request), None);
         assert_eq!(pending.pending_count(), 0);
     }
 
@@ -340,7 +325,7 @@ mod tests {
             Err(VoteError::NotFound)
         );
         assert_eq!(pending.pending_for("s2"), 1);
-        assert!(pending.options(&other).is_some());
+        assert!(pending.option_ids(&other).is_some());
         // The session stays known: it can register again.
         assert!(pending.register("s1", offered(), &mut ids).is_ok());
     }

@@ -281,6 +281,44 @@ pub struct ToolCallSummary {
     /// `locations[].path`.
     pub locations: Vec<String>,
     pub raw_input: Option<Value>,
+    /// The agent's own name for the tool, where it sends one: qwen puts it
+    /// in `_meta.toolName`, claude-code-acp in `_meta.claudeCode.toolName`.
+    /// Extracted here, once, so policies never parse agent-specific `_meta`.
+    pub tool_name: Option<String>,
+    /// For shell tools: `rawInput.command` (an argv array is joined with spaces).
+    pub command: Option<String>,
+    /// For fetch tools: `rawInput.url`.
+    pub url: Option<String>,
+}
+
+impl ToolCallSummary {
+    fn tool_name_from_meta(meta: Option<&Value>) -> Option<String> {
+        let meta = meta?;
+        [
+            meta.get("toolName"),
+            meta.get("claudeCode").and_then(|c| c.get("toolName")),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(Value::as_str)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+    }
+
+    fn command_from_input(raw_input: Option<&Value>) -> Option<String> {
+        match raw_input?.get("command")? {
+            Value::String(command) => Some(command.clone()),
+            Value::Array(argv) => {
+                let words: Option<Vec<&str>> = argv.iter().map(Value::as_str).collect();
+                words.map(|words| words.join(" "))
+            }
+            _ => None,
+        }
+    }
+
+    fn url_from_input(raw_input: Option<&Value>) -> Option<String> {
+        raw_input?.get("url")?.as_str().map(str::to_owned)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -311,6 +349,8 @@ impl PermissionRequest {
             kind: Option<String>,
             locations: Option<Vec<Value>>,
             raw_input: Option<Value>,
+            #[serde(rename = "_meta")]
+            meta: Option<Value>,
         }
         let wire: Wire = parse_raw(params, "session/request_permission params")?;
         let call: WireToolCall = serde_json::from_value(wire.tool_call.clone()).unwrap_or_default();
@@ -337,6 +377,9 @@ impl PermissionRequest {
                 title: call.title.unwrap_or_default(),
                 kind: call.kind.unwrap_or_else(|| "other".into()),
                 locations,
+                tool_name: ToolCallSummary::tool_name_from_meta(call.meta.as_ref()),
+                command: ToolCallSummary::command_from_input(call.raw_input.as_ref()),
+                url: ToolCallSummary::url_from_input(call.raw_input.as_ref()),
                 raw_input: call.raw_input,
             },
             options,

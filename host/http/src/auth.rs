@@ -56,7 +56,7 @@ pub async fn require_bearer(
 
 /// `Authorization: <scheme> 1*SP [SP/HTAB…] <token>` with a case-insensitive
 /// `Bearer` scheme (RFC 9110 §11.1); the token itself is case-sensitive.
-fn bearer_matches(header: Option<&HeaderValue>, expected: &[u8]) -> bool {
+pub(crate) fn bearer_matches(header: Option<&HeaderValue>, expected: &[u8]) -> bool {
     let Some(value) = header else {
         return false;
     };

@@ -52,10 +52,40 @@ pub enum VoteOutcome {
 }
 
 /// `GET /health?deep=1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeepHealth {
     pub sessions: u32,
     pub pending_permissions: u32,
+    /// The active policy's state; a stuck or faulting policy makes the
+    /// answer `degraded` (503) even though the core is fine.
+    pub policy: PolicyHealth,
+}
+
+/// How the active policy is doing, for `/health?deep=1`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicyHealth {
+    /// Decisions running right now.
+    pub in_flight: usize,
+    /// Decisions running past their deadline (should never happen: each is
+    /// cut off at its deadline; non-zero means the sandbox failed).
+    pub stuck: usize,
+    /// Faults since the policy was loaded.
+    pub faults: u64,
+    /// Faults in the last minute.
+    pub recent_faults: u64,
+    pub last_fault: Option<String>,
+}
+
+impl PolicyHealth {
+    /// Faults within a minute from which the policy counts as faulting.
+    pub const FAULTING_PER_MINUTE: u64 = 3;
+
+    /// A stuck decision, or repeated faults in the last minute, mean the
+    /// policy is not deciding as written: readiness probes must see it. One
+    /// fault alone (it failed closed, on a fresh instance) does not.
+    pub fn is_degraded(&self) -> bool {
+        self.stuck > 0 || self.recent_faults >= Self::FAULTING_PER_MINUTE
+    }
 }
 
 /// The loaded policy, advertised in `/capabilities`.
@@ -63,6 +93,36 @@ pub struct DeepHealth {
 pub struct PolicyInfo {
     pub name: String,
     pub version: String,
+    /// Hex sha256 of the component's bytes.
+    pub sha256: String,
+    /// `builtin:NAME`, a path, or `upload`.
+    pub origin: String,
+    /// When it was loaded (Unix ms).
+    pub loaded_at_ms: u64,
+}
+
+/// `PUT /admin/policy`: what to load. A part left out keeps the current one
+/// (e.g. only a new config re-initializes the same component with it).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyReload {
+    pub component: Option<ComponentSource>,
+    pub config: Option<ConfigSource>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ComponentSource {
+    /// `builtin:NAME` or a path on the daemon's machine.
+    Named(String),
+    /// The component's bytes, uploaded.
+    Uploaded(Bytes),
+}
+
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// The configuration document itself.
+    Inline(String),
+    /// A file on the daemon's machine.
+    Path(PathBuf),
 }
 
 /// A live view of one session's event stream.
@@ -124,6 +184,10 @@ pub enum BackendError {
     /// 503: the bridge cannot answer (e.g. the core guest is wedged).
     #[error("{0}")]
     Unavailable(String),
+    /// 422 `policy_load_failed`: a policy reload was refused; the old policy
+    /// stays active. The message says why.
+    #[error("{0}")]
+    PolicyRejected(String),
     /// 500: anything else (spawn failure, agent died, internal fault).
     #[error("{message}")]
     Internal {
@@ -187,4 +251,12 @@ pub trait Backend: Send + Sync + 'static {
     fn deep_health(&self) -> impl Future<Output = Result<DeepHealth, BackendError>> + Send;
 
     fn policy_info(&self) -> PolicyInfo;
+
+    /// Load, check and atomically activate another policy (admin only).
+    /// Decisions in flight finish on the old one. On error the old policy
+    /// stays active.
+    fn reload_policy(
+        &self,
+        req: PolicyReload,
+    ) -> impl Future<Output = Result<PolicyInfo, BackendError>> + Send;
 }

@@ -21,6 +21,12 @@ pub struct HttpConfig {
     /// Idle time after which an SSE stream sends a `: ping` comment (15 s).
     /// Zero disables heartbeats.
     pub heartbeat: Duration,
+    /// The operator's token for `/admin/*` (`PUT /admin/policy`). `None` =
+    /// the admin routes do not exist (404). Never the client token: a client
+    /// (or an agent that learned the client token) cannot swap the policy.
+    pub admin_token: Option<String>,
+    /// Largest accepted upload on `PUT /admin/policy` (a component), bytes.
+    pub max_admin_body_bytes: usize,
     /// Largest accepted request body in bytes (10 MB); more → 413.
     pub max_body_bytes: usize,
     /// Extra `/capabilities.features` tags after the base ones
@@ -45,6 +51,8 @@ impl Default for HttpConfig {
             port: 0,
             max_connections: 256,
             heartbeat: Duration::from_secs(15),
+            admin_token: None,
+            max_admin_body_bytes: 64 << 20,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             features: Vec::new(),
             mode: "http-bridge".to_owned(),
@@ -57,6 +65,15 @@ impl HttpConfig {
     /// The token actually enforced: trimmed, and `None` when blank.
     pub(crate) fn effective_token(&self) -> Option<String> {
         self.token
+            .as_deref()
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// The admin token actually enforced: trimmed, `None` when blank.
+    pub(crate) fn effective_admin_token(&self) -> Option<String> {
+        self.admin_token
             .as_deref()
             .map(str::trim)
             .filter(|token| !token.is_empty())

@@ -129,6 +129,9 @@ impl From<BackendError> for ApiError {
             BackendError::Unavailable(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, message).with_code("unavailable")
             }
+            BackendError::PolicyRejected(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, message).with_code("policy_load_failed")
+            }
             BackendError::Internal { code, .. } => Self {
                 code,
                 ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)

@@ -27,8 +27,9 @@ mod server;
 mod state;
 
 pub use backend::{
-    Backend, BackendError, CreateSession, DeepHealth, EventFrame, PolicyInfo, SessionCreated,
-    SessionScope, SessionSummary, Subscription, VoteOutcome,
+    Backend, BackendError, ComponentSource, ConfigSource, CreateSession, DeepHealth, EventFrame,
+    PolicyHealth, PolicyInfo, PolicyReload, SessionCreated, SessionScope, SessionSummary,
+    Subscription, VoteOutcome,
 };
 pub use config::{HttpConfig, DEFAULT_MAX_BODY_BYTES};
 pub use net::{validate_bind, BindError, BindPlan};

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 use crate::body::BodyLimit;
+use crate::routes::admin::AdminBodyLimit;
 
 /// Router state (cheap to clone: everything is shared).
 pub struct AppState<B> {
@@ -19,6 +20,8 @@ pub struct AppState<B> {
     pub features: Arc<[String]>,
     pub heartbeat: Duration,
     pub body_limit: BodyLimit,
+    /// Largest component upload on `PUT /admin/policy`.
+    pub admin_body_limit: AdminBodyLimit,
     /// Cancelled when the server shuts down; ends SSE streams.
     pub stop: CancellationToken,
 }
@@ -31,6 +34,7 @@ impl<B> Clone for AppState<B> {
             features: Arc::clone(&self.features),
             heartbeat: self.heartbeat,
             body_limit: self.body_limit,
+            admin_body_limit: self.admin_body_limit,
             stop: self.stop.clone(),
         }
     }

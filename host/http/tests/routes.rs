@@ -27,7 +27,11 @@ async fn deep_health_reports_counts_or_degraded() {
     assert_eq!(resp.status, 200);
     assert_eq!(
         resp.json(),
-        json!({ "status": "ok", "sessions": 2, "pendingPermissions": 1 })
+        json!({
+            "status": "ok", "sessions": 2, "pendingPermissions": 1,
+            "policy": {"status": "ok", "inFlight": 0, "stuck": 0, "faults": 0,
+                       "recentFaults": 0, "lastFault": null}
+        })
     );
 
     server
@@ -60,7 +64,10 @@ async fn capabilities_lists_base_features_in_order_then_extras_and_policy() {
                 "session_list", "session_set_model", "policy_component"
             ],
             "modelServices": [],
-            "policy": { "name": "ask-everyone", "version": "0.1.0" }
+            "policy": {
+                "name": "ask-everyone", "version": "0.1.0", "sha256": "ab".repeat(32),
+                "origin": "builtin:default", "loadedAtMs": 1
+            }
         })
     );
 }

@@ -1,20 +1,30 @@
-//! The agent's `fs/read_text_file` and `fs/write_text_file`: the policy says
-//! whether, `qserve-acp`'s file module says how (limits, atomic writes).
+//! The agent's `fs/read_text_file` and `fs/write_text_file`.
+//!
+//! Order matters for safety: the path is resolved first (canonical,
+//! symlinks resolved, inside or outside the workspace), the policy decides
+//! on that resolved path, and `qserve-acp`'s file module then performs the
+//! I/O on exactly that object — a symlink swapped in after the decision is
+//! not followed, and pseudo-filesystems (procfs, sysfs, …) are refused
+//! whatever the policy said.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use qserve_acp::fs::ResolvedPath;
 use qserve_acp::methods::{ReadTextFileParams, WriteTextFileParams};
 use qserve_acp::RpcError;
-use qserve_runtime::FileAccess;
+use qserve_runtime::{FileAccess, Phase};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::agent::AgentHost;
+use super::decisions::{self, DecisionRecord, Source};
 use super::Inner;
 
-/// ACP leaves refusals implementation-defined; this code says "the daemon's
-/// policy refused", distinct from a missing file.
-const POLICY_REFUSED: i64 = -32001;
+/// ACP leaves refusals implementation-defined; this code says "the daemon
+/// refused" (its policy, or the host's own confinement), distinct from a
+/// missing file (`-32002`).
+const POLICY_REFUSED: i64 = qserve_acp::fs::ACCESS_REFUSED;
 
 impl Inner {
     pub(super) async fn on_read_text_file(
@@ -24,9 +34,10 @@ impl Inner {
     ) -> Result<Value, RpcError> {
         let read = ReadTextFileParams::parse(params)?;
         let session_id = self.route(host, &read.session_id).await?;
-        self.check_access(&session_id, &read.path, FileAccess::Read)
+        let resolved = self
+            .check_access(&session_id, host, &read.path, FileAccess::Read)
             .await?;
-        read.execute().await
+        read.execute_at(&resolved).await
     }
 
     pub(super) async fn on_write_text_file(
@@ -36,25 +47,73 @@ impl Inner {
     ) -> Result<Value, RpcError> {
         let write = WriteTextFileParams::parse(params)?;
         let session_id = self.route(host, &write.session_id).await?;
-        self.check_access(&session_id, &write.path, FileAccess::Write)
+        let resolved = self
+            .check_access(&session_id, host, &write.path, FileAccess::Write)
             .await?;
-        write.execute().await
+        write.execute_at(&resolved).await
     }
+
+    /// Resolve, ask the policy, record the decision; the resolved path is
+    /// what the caller must open.
     async fn check_access(
         &self,
         session_id: &str,
+        host: &AgentHost,
         path: &std::path::Path,
         access: FileAccess,
-    ) -> Result<(), RpcError> {
-        let sid = session_id.to_owned();
-        let shown = path.display().to_string();
-        self.policy
-            .call(move |policy| policy.check_file_access(&sid, &shown, access))
+    ) -> Result<ResolvedPath, RpcError> {
+        let started = Instant::now();
+        let resolved = decisions::resolve_blocking(&host.workspace, path)
             .await
-            .map_err(|_| RpcError::internal("the policy is not running"))?
-            .map_err(|reason| {
-                tracing::info!(session = session_id, path = %path.display(), ?access, "policy refused file access: {reason}");
-                RpcError::new(POLICY_REFUSED, format!("refused by the daemon's policy: {reason}"))
-            })
+            .map_err(RpcError::from)?;
+        let wit_path = decisions::wit_path(&resolved);
+        let ctx = self.decision_context(session_id, &host.workspace, Phase::Running);
+        let active = self.policy.current();
+        let decision = active.policy.decide_file(&ctx, access, &wit_path).await;
+        let record = DecisionRecord {
+            decision_id: uuid::Uuid::new_v4().to_string(),
+            kind: "file_access",
+            subject: decisions::file_subject(access, &wit_path),
+            context: ctx,
+            policy: decisions::policy_json(active.policy.identity()),
+            policy_verdict: if decision.fault.is_some() {
+                "fault"
+            } else if decision.allow {
+                "allow"
+            } else {
+                "deny"
+            },
+            policy_reason: decision.reason.clone(),
+            policy_latency: decision.latency,
+        };
+        self.publish_decision(session_id, &record, None, None).await;
+        let source = if decision.fault.is_some() {
+            Source::Fault
+        } else {
+            Source::Policy
+        };
+        self.decisions.append(&record.log_line(
+            if decision.allow { "allow" } else { "deny" },
+            None,
+            source,
+            &decision.reason,
+            None,
+            started.elapsed(),
+        ));
+        if decision.allow {
+            Ok(resolved)
+        } else {
+            tracing::info!(
+                session = session_id,
+                path = %resolved.resolved.display(),
+                ?access,
+                "policy refused file access: {}",
+                decision.reason
+            );
+            Err(RpcError::new(
+                POLICY_REFUSED,
+                format!("refused by the daemon's policy: {}", decision.reason),
+            ))
+        }
     }
 }

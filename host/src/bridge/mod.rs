@@ -13,16 +13,20 @@
 //! | [`sessions`] | create/attach (coalesced, capped, reaped), list, close |
 //! | [`prompts`] | FIFO prompts, cancel |
 //! | [`permissions`] | the agent's permission requests and the clients' votes |
-//! | [`files`] | the agent's `fs/*` requests, gated by the policy |
+//! | [`files`] | the agent's `fs/*` requests: resolved, gated by the policy, performed on what was approved |
+//! | [`decisions`] | the context every policy decision gets; `policy_decision` events and decision-log records |
+//! | [`policy_swap`] | hot swap: reload, `policy_changed` to every stream |
 //! | [`models`] | model switching |
 //! | [`lifecycle`] | an agent's death, daemon shutdown |
 
 mod agent;
+mod decisions;
 mod files;
 mod hub;
 mod lifecycle;
 mod models;
 mod permissions;
+mod policy_swap;
 mod prompts;
 mod sessions;
 mod waiters;
@@ -35,10 +39,13 @@ use std::time::Duration;
 
 use qserve_acp::{AgentCommand, Quirks};
 use qserve_http::{
-    Backend, BackendError, CreateSession, DeepHealth, PolicyInfo, SessionCreated, SessionSummary,
-    Subscription, VoteOutcome,
+    Backend, BackendError, CreateSession, DeepHealth, PolicyHealth, PolicyInfo, PolicyReload,
+    SessionCreated, SessionSummary, Subscription, VoteOutcome,
 };
-use qserve_runtime::{CoreGuest, GuestActor, PolicyGuest, Scope};
+use qserve_runtime::{AgentInfo, Context, CoreGuest, GuestActor, Phase, Scope};
+
+use crate::policy::decision_log::DecisionLog;
+use crate::policy::slot::PolicySlot;
 use serde_json::Value;
 
 pub use agent::AgentHost;
@@ -76,8 +83,12 @@ pub(crate) struct Inner {
     /// What differs about the configured agent (from its command's name).
     quirks: &'static Quirks,
     hub: GuestActor<Hub>,
-    policy: GuestActor<PolicyGuest>,
-    policy_info: PolicyInfo,
+    /// The active policy; swapped whole by a reload.
+    policy: Arc<PolicySlot>,
+    /// `--decision-log` (a no-op handle when not configured).
+    decisions: DecisionLog,
+    /// The agent as decisions name it.
+    agent_info: AgentInfo,
     waiters: Arc<Waiters>,
     /// One agent per canonical workspace; the cell coalesces concurrent spawns.
     agents: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<AgentHost>>>>>,
@@ -95,14 +106,21 @@ impl Bridge {
     pub fn new(
         config: BridgeConfig,
         core: impl FnOnce() -> CoreGuest + Send + 'static,
-        policy: impl FnOnce() -> PolicyGuest + Send + 'static,
-        policy_info: PolicyInfo,
+        policy: Arc<PolicySlot>,
+        decisions: DecisionLog,
     ) -> Self {
         let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
+        let agent_info = AgentInfo {
+            name: "default".into(),
+            command: config.agent.program_name().to_owned(),
+            mode: None,
+        };
         let bridge = Bridge {
             inner: Arc::new(Inner {
                 quirks: Quirks::for_command(&config.agent),
                 config,
+                agent_info,
+                decisions,
                 hub: GuestActor::spawn("core", move || {
                     let mut core = core();
                     core.on_recovery(move |recovery| {
@@ -110,8 +128,7 @@ impl Bridge {
                     });
                     Hub::new(core)
                 }),
-                policy: GuestActor::spawn("policy", policy),
-                policy_info,
+                policy,
                 waiters: Arc::default(),
                 agents: Mutex::default(),
                 sessions: Mutex::default(),
@@ -135,9 +152,40 @@ impl Bridge {
     pub fn kill_all_agents(&self) {
         self.inner.kill_all_agents()
     }
+
+    /// SIGHUP: reload `--component`/`--policy-config` and reopen the decision log.
+    pub async fn on_hangup(&self) {
+        self.inner.decisions.reopen();
+        if let Err(err) = self.inner.reload_startup_policy().await {
+            tracing::error!("policy reload on SIGHUP failed; the old policy stays active: {err}");
+        }
+    }
+
+    /// Wait until the decision log has written everything queued (shutdown).
+    pub fn flush_decision_log(&self) {
+        self.inner.decisions.flush()
+    }
 }
 
 impl Inner {
+    /// The context of a decision inside a live session (its scope is the
+    /// session's own; the daemon default if it is already gone).
+    fn decision_context(&self, session_id: &str, workspace: &str, phase: Phase) -> Context {
+        let scope = self
+            .sessions
+            .lock()
+            .unwrap()
+            .get(session_id)
+            .map_or(self.config.default_scope, |live| live.scope);
+        decisions::context(
+            session_id,
+            workspace,
+            &self.agent_info,
+            decisions::scope_of(scope),
+            phase,
+        )
+    }
+
     fn session(&self, session_id: &str) -> Result<Arc<LiveSession>, BackendError> {
         self.sessions
             .lock()
@@ -214,13 +262,28 @@ impl Backend for Bridge {
         .map_err(|_| BackendError::Unavailable("the core did not answer within 2 s".into()))?
         .map_err(|_| BackendError::Unavailable("the core is not running".into()))?
         .map_err(hub::core_unavailable)?;
+        let policy = self.inner.policy.current().policy.health();
         Ok(DeepHealth {
             sessions: stats.sessions,
             pending_permissions: stats.pending_permissions,
+            policy: PolicyHealth {
+                in_flight: policy.in_flight,
+                stuck: policy.stuck,
+                faults: policy.faults,
+                recent_faults: policy.recent_faults,
+                last_fault: policy.last_fault,
+            },
         })
     }
 
     fn policy_info(&self) -> PolicyInfo {
-        self.inner.policy_info.clone()
+        self.inner.policy.info()
+    }
+
+    async fn reload_policy(&self, req: PolicyReload) -> Result<PolicyInfo, BackendError> {
+        self.inner
+            .reload_admin_policy(req)
+            .await
+            .map_err(|err| BackendError::PolicyRejected(err.to_string()))
     }
 }

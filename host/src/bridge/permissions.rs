@@ -2,27 +2,34 @@
 //!
 //! Path of a request the policy hands to the clients: the core registers it
 //! (fresh request id, offered options, the per-session cap), a waiter is
-//! recorded and `permission_request` is published — all in one hub job, so a
-//! vote can never arrive before its waiter exists. Then the first of: a valid
-//! vote, the deadline, a cancel, the session's end, answers the agent. The
-//! agent is never left waiting, whatever the policy or the clients do.
+//! recorded and `policy_decision` + `permission_request` are published — all
+//! in one hub job, so a vote can never arrive before its waiter exists. Then
+//! the first of: a valid vote, the deadline, a cancel, the session's end,
+//! answers the agent. The agent is never left waiting, whatever the policy or
+//! the clients do, and every request ends as one decision-log record.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qserve_acp::methods::{PermissionOutcome, PermissionRequest};
 use qserve_acp::RpcError;
 use qserve_http::{BackendError, VoteOutcome as ClientVote};
-use qserve_runtime::{
-    OfferedOption, PermissionAnswer, PermissionOption, RegisterError, Resolution, ToolCall,
-    VoteError, VoteOutcome,
-};
+use qserve_runtime::{PermissionAnswer, Phase, RegisterError, Resolution, VoteError, VoteOutcome};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::agent::AgentHost;
+use super::decisions::{self, DecisionRecord, Source};
 use super::hub::core_unavailable;
 use super::{internal, Inner};
+
+/// How an ask ended: the outcome, who decided, why, and the request id.
+struct AskEnd {
+    outcome: VoteOutcome,
+    source: Source,
+    reason: String,
+    request_id: Option<String>,
+}
 
 impl Inner {
     pub(super) async fn on_permission_request(
@@ -30,43 +37,89 @@ impl Inner {
         host: &AgentHost,
         params: &RawValue,
     ) -> Result<Value, RpcError> {
+        let started = Instant::now();
         let request = PermissionRequest::parse(params)?;
         let session_id = self.route(host, &request.session_id).await?;
+        let ctx = self.decision_context(&session_id, &host.workspace, Phase::Running);
         let summary = &request.tool_call;
-        let call = ToolCall {
-            session_id: session_id.clone(),
-            workspace: host.workspace.clone(),
-            kind: summary.kind.clone(),
-            title: summary.title.clone(),
-            locations: summary.locations.clone(),
-            raw_input: summary
-                .raw_input
-                .as_ref()
-                .map_or_else(|| "null".to_owned(), Value::to_string),
-        };
-        let offered: Vec<OfferedOption> = request
-            .options
-            .iter()
-            .map(|o| OfferedOption {
-                option_id: o.option_id.clone(),
-                name: o.name.clone(),
-                kind: o.kind.clone(),
-            })
-            .collect();
-        let answer = self
+        let call = decisions::tool_call(&host.workspace, summary).await;
+        let offered = decisions::offered_options(&request);
+        // Cloned now: a policy swapped meanwhile does not touch this decision.
+        let active = self.policy.current();
+        let decision = active
             .policy
-            .call(move |policy| policy.decide_permission(&call, &offered))
-            .await
-            .unwrap_or(PermissionAnswer::Cancelled);
-        let outcome = match answer {
-            PermissionAnswer::Selected(option_id) => VoteOutcome::Selected(option_id),
-            PermissionAnswer::Cancelled => VoteOutcome::Cancelled,
+            .decide_permission(&ctx, &call, &offered)
+            .await;
+        let record = DecisionRecord {
+            decision_id: uuid::Uuid::new_v4().to_string(),
+            kind: "permission",
+            subject: decisions::permission_subject(&call, summary, &request),
+            context: ctx,
+            policy: decisions::policy_json(active.policy.identity()),
+            policy_verdict: decision.verdict,
+            policy_reason: decision.reason.clone(),
+            policy_latency: decision.latency,
+        };
+        let policy_source = if decision.fault.is_some() {
+            Source::Fault
+        } else {
+            Source::Policy
+        };
+        let end = match decision.answer {
+            PermissionAnswer::Selected(option_id) => {
+                self.publish_decision(&session_id, &record, Some(&option_id), None)
+                    .await;
+                AskEnd {
+                    outcome: VoteOutcome::Selected(option_id),
+                    source: policy_source,
+                    reason: decision.reason,
+                    request_id: None,
+                }
+            }
+            PermissionAnswer::Cancelled => {
+                self.publish_decision(&session_id, &record, None, None).await;
+                AskEnd {
+                    outcome: VoteOutcome::Cancelled,
+                    source: policy_source,
+                    reason: decision.reason,
+                    request_id: None,
+                }
+            }
             PermissionAnswer::AskClients(timeout) => {
                 let timeout = timeout.unwrap_or(self.config.permission_timeout);
-                self.ask_clients(&session_id, &request, timeout).await
+                self.ask_clients(&session_id, &request, timeout, &record)
+                    .await
             }
         };
-        Ok(agent_answer(outcome))
+        let (outcome_name, option_id) = match &end.outcome {
+            VoteOutcome::Selected(option_id) => ("selected", Some(option_id.as_str())),
+            VoteOutcome::Cancelled => ("cancelled", None),
+        };
+        self.decisions.append(&record.log_line(
+            outcome_name,
+            option_id,
+            end.source,
+            &end.reason,
+            end.request_id.as_deref(),
+            started.elapsed(),
+        ));
+        Ok(agent_answer(end.outcome))
+    }
+
+    /// Publish a `policy_decision` on the session's stream.
+    pub(super) async fn publish_decision(
+        &self,
+        session_id: &str,
+        record: &DecisionRecord,
+        option_id: Option<&str>,
+        request_id: Option<&str>,
+    ) {
+        let data = record.event_data(option_id, request_id);
+        let sid = session_id.to_owned();
+        let _ = self
+            .hub
+            .call(move |hub| hub.publish(&sid, "policy_decision", &data, None))
+            .await;
     }
 
     async fn ask_clients(
@@ -74,15 +127,12 @@ impl Inner {
         session_id: &str,
         request: &PermissionRequest,
         timeout: Duration,
-    ) -> VoteOutcome {
-        let options: Vec<PermissionOption> = request
+        record: &DecisionRecord,
+    ) -> AskEnd {
+        let option_ids: Vec<String> = request
             .options
             .iter()
-            .map(|o| PermissionOption {
-                option_id: o.option_id.clone(),
-                name: o.name.clone(),
-                kind: o.kind.clone(),
-            })
+            .map(|o| o.option_id.clone())
             .collect();
         let data_tail = json!({
             "sessionId": session_id,
@@ -91,10 +141,18 @@ impl Inner {
         });
         let sid = session_id.to_owned();
         let waiters = self.waiters.clone();
+        let decision_data = {
+            // The request id is minted by the core inside the hub job; the
+            // event is completed there.
+            let mut data: Value =
+                serde_json::from_str(&record.event_data(None, None)).unwrap_or_default();
+            data["requestId"] = Value::Null;
+            data
+        };
         let registered = self
             .hub
             .call(move |hub| {
-                let request_id = match hub.core.register_permission(&sid, &options) {
+                let request_id = match hub.core.register_permission(&sid, &option_ids) {
                     Ok(Ok(id)) => id,
                     Ok(Err(err)) => return Err(err),
                     Err(fault) => {
@@ -103,6 +161,9 @@ impl Inner {
                     }
                 };
                 let waiter = waiters.insert(request_id.clone());
+                let mut decision = decision_data;
+                decision["requestId"] = Value::String(request_id.clone());
+                let _ = hub.publish(&sid, "policy_decision", &decision.to_string(), None);
                 let mut data = data_tail;
                 data["requestId"] = Value::String(request_id.clone());
                 let data = data.to_string();
@@ -117,13 +178,38 @@ impl Inner {
                     session = session_id,
                     "{max} permissions already pending; cancelled"
                 );
-                return VoteOutcome::Cancelled;
+                return AskEnd {
+                    outcome: VoteOutcome::Cancelled,
+                    source: Source::Cancel,
+                    reason: format!("{max} permission requests already pending in this session"),
+                    request_id: None,
+                };
             }
-            _ => return VoteOutcome::Cancelled,
+            _ => {
+                return AskEnd {
+                    outcome: VoteOutcome::Cancelled,
+                    source: Source::Cancel,
+                    reason: "the session ended before the request could be asked".into(),
+                    request_id: None,
+                }
+            }
+        };
+        let ended = |(outcome, source): (VoteOutcome, Source)| {
+            let reason = match source {
+                Source::Client => "a client voted".to_owned(),
+                Source::Timeout => format!("no vote within {} ms", timeout.as_millis()),
+                _ => "the turn or the session ended first".to_owned(),
+            };
+            AskEnd {
+                outcome,
+                source,
+                reason,
+                request_id: Some(request_id.clone()),
+            }
         };
         match tokio::time::timeout(timeout, &mut waiter).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => VoteOutcome::Cancelled,
+            Ok(Ok(pair)) => ended(pair),
+            Ok(Err(_)) => ended((VoteOutcome::Cancelled, Source::Cancel)),
             Err(_) => {
                 // Deadline: resolve it unless a vote won in the meantime.
                 let rid = request_id.clone();
@@ -145,17 +231,20 @@ impl Inner {
                 match expired {
                     Ok(Some(_)) => {
                         tracing::info!(request = %request_id, "permission timed out; cancelled");
-                        self.waiters.resolve(&request_id, VoteOutcome::Cancelled);
-                        VoteOutcome::Cancelled
+                        self.waiters
+                            .resolve(&request_id, VoteOutcome::Cancelled, Source::Timeout);
+                        ended((VoteOutcome::Cancelled, Source::Timeout))
                     }
                     // A vote won just before the deadline (its outcome is on the
                     // way), or a core fault lost the request (the waiter is
                     // answered `cancelled`). Bounded either way.
-                    _ => tokio::time::timeout(Duration::from_secs(5), waiter)
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .unwrap_or(VoteOutcome::Cancelled),
+                    _ => ended(
+                        tokio::time::timeout(Duration::from_secs(5), waiter)
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .unwrap_or((VoteOutcome::Cancelled, Source::Cancel)),
+                    ),
                 }
             }
         }
@@ -184,7 +273,7 @@ impl Inner {
                             &resolved_data(&resolution),
                             None,
                         );
-                        waiters.resolve(&rid, resolution.outcome);
+                        waiters.resolve(&rid, resolution.outcome, Source::Client);
                         Ok(())
                     }
                     Err(VoteError::NotFound) => Err(BackendError::NotFound(format!(
@@ -218,7 +307,7 @@ impl Inner {
     pub(super) fn answer_cancelled(&self, cancelled: Vec<Resolution>) {
         for resolution in cancelled {
             self.waiters
-                .resolve(&resolution.request_id, resolution.outcome);
+                .resolve(&resolution.request_id, resolution.outcome, Source::Cancel);
         }
     }
 }

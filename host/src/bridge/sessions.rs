@@ -7,11 +7,12 @@ use std::sync::Arc;
 use qserve_acp::methods::{self, method, NewSessionInfo};
 use qserve_acp::RpcError;
 use qserve_http::{BackendError, CreateSession, SessionCreated, SessionScope, SessionSummary};
-use qserve_runtime::{OpenError, OpenOutcome, Scope};
+use qserve_runtime::{OpenError, OpenOutcome, Phase, Scope};
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
 use super::agent::AgentHost;
+use super::decisions::{self, DecisionRecord, Source};
 use super::hub::core_unavailable;
 use super::{internal, Inner};
 
@@ -28,6 +29,8 @@ pub struct LiveSession {
     pub model_turn: tokio::sync::Mutex<()>,
     /// The agent's config option for the model, when it advertised one.
     pub model_option: Option<String>,
+    /// How the session is shared (part of every decision's context).
+    pub scope: Scope,
 }
 
 /// A create in flight: single-scope callers that asked meanwhile wait on it.
@@ -64,8 +67,6 @@ impl Inner {
             Some(SessionScope::Thread) => Scope::Thread,
             None => self.config.default_scope,
         };
-        self.admit(&workspace).await?;
-
         let in_flight = self.clone();
         let ws = workspace.clone();
         let opened = self
@@ -93,11 +94,22 @@ impl Inner {
             Ok(OpenOutcome::Wait(reservation)) => (self.wait_and_attach(reservation).await?, true),
             Ok(OpenOutcome::Create(reservation)) => (
                 self.clone()
-                    .create_unorphaned(reservation, workspace.clone())
+                    .create_unorphaned(reservation, workspace.clone(), scope)
                     .await?,
                 false,
             ),
         };
+        if attached {
+            // The policy judges attaches too; a refused one gives the
+            // attach back (and reaps the session if nobody else holds it).
+            if let Err(refused) = self
+                .admit(&session_id, &workspace, scope, Phase::Attach)
+                .await
+            {
+                self.release(&session_id).await;
+                return Err(refused);
+            }
+        }
         if let Some(model) = req.model_service_id.as_deref() {
             // A failed switch keeps the session (and publishes `model_switch_failed`).
             let _ = self.set_model(&session_id, model).await;
@@ -109,17 +121,64 @@ impl Inner {
         })
     }
 
-    async fn admit(&self, workspace: &str) -> Result<(), BackendError> {
-        let ws = workspace.to_owned();
-        self.policy
-            .call(move |policy| policy.admit_session(&ws))
-            .await
-            .map_err(|_| internal("the policy is not running"))?
-            .map_err(|reason| {
-                BackendError::Forbidden(format!(
-                    "the policy refused a session in {workspace}: {reason}"
-                ))
-            })
+    /// Ask the policy whether this create or attach may happen; publish
+    /// (attach) and log the decision.
+    async fn admit(
+        &self,
+        session_id: &str,
+        workspace: &str,
+        scope: Scope,
+        phase: Phase,
+    ) -> Result<(), BackendError> {
+        let started = std::time::Instant::now();
+        let ctx = decisions::context(
+            session_id,
+            workspace,
+            &self.agent_info,
+            decisions::scope_of(scope),
+            phase,
+        );
+        let active = self.policy.current();
+        let decision = active.policy.decide_session(&ctx).await;
+        let record = DecisionRecord {
+            decision_id: uuid::Uuid::new_v4().to_string(),
+            kind: "session_create",
+            subject: serde_json::Map::new(),
+            context: ctx,
+            policy: decisions::policy_json(active.policy.identity()),
+            policy_verdict: if decision.fault.is_some() {
+                "fault"
+            } else if decision.allow {
+                "allow"
+            } else {
+                "deny"
+            },
+            policy_reason: decision.reason.clone(),
+            policy_latency: decision.latency,
+        };
+        if phase == Phase::Attach {
+            self.publish_decision(session_id, &record, None, None).await;
+        }
+        self.decisions.append(&record.log_line(
+            if decision.allow { "allow" } else { "deny" },
+            None,
+            if decision.fault.is_some() {
+                Source::Fault
+            } else {
+                Source::Policy
+            },
+            &decision.reason,
+            None,
+            started.elapsed(),
+        ));
+        if decision.allow {
+            Ok(())
+        } else {
+            Err(BackendError::Forbidden(format!(
+                "the policy refused a session in {workspace}: {}",
+                decision.reason
+            )))
+        }
     }
 
     /// Run the create on its own task: when the client that asked goes away
@@ -128,11 +187,12 @@ impl Inner {
         self: Arc<Self>,
         reservation: u64,
         workspace: String,
+        scope: Scope,
     ) -> Result<String, BackendError> {
         let (tx, rx) = oneshot::channel();
         let this = self.clone();
         tokio::spawn(async move {
-            let created = this.create(reservation, &workspace).await;
+            let created = this.create(reservation, &workspace, scope).await;
             if let Err(Ok(session_id)) = tx.send(created) {
                 tracing::info!(session = %session_id, "creator left before the session was ready");
                 this.release(&session_id).await;
@@ -146,8 +206,9 @@ impl Inner {
         self: &Arc<Self>,
         reservation: u64,
         workspace: &str,
+        scope: Scope,
     ) -> Result<String, BackendError> {
-        let created = self.create_inner(reservation, workspace).await;
+        let created = self.create_inner(reservation, workspace, scope).await;
         if created.is_err() {
             let _ = self
                 .hub
@@ -168,7 +229,10 @@ impl Inner {
         self: &Arc<Self>,
         reservation: u64,
         workspace: &str,
+        scope: Scope,
     ) -> Result<String, BackendError> {
+        // Before any agent is spawned: a refused create costs nothing.
+        self.admit("", workspace, scope, Phase::Create).await?;
         let host = self.agent_for(workspace).await?;
         let answer = tokio::time::timeout(
             self.config.init_timeout,
@@ -208,6 +272,7 @@ impl Inner {
             prompt_turn: Default::default(),
             model_turn: Default::default(),
             model_option,
+            scope,
         });
         self.sessions
             .lock()

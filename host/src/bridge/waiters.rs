@@ -10,31 +10,34 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use qserve_runtime::VoteOutcome;
+
+use super::decisions::Source;
 use tokio::sync::oneshot;
 
 #[derive(Default)]
 pub struct Waiters {
-    pending: Mutex<HashMap<String, oneshot::Sender<VoteOutcome>>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<(VoteOutcome, Source)>>>,
 }
 
 impl Waiters {
-    pub fn insert(&self, request_id: String) -> oneshot::Receiver<VoteOutcome> {
+    pub fn insert(&self, request_id: String) -> oneshot::Receiver<(VoteOutcome, Source)> {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(request_id, tx);
         rx
     }
 
-    /// Hand the outcome to the waiting agent task (no-op when it is gone).
-    pub fn resolve(&self, request_id: &str, outcome: VoteOutcome) {
+    /// Hand the outcome, and who decided it, to the waiting agent task
+    /// (no-op when it is gone).
+    pub fn resolve(&self, request_id: &str, outcome: VoteOutcome, source: Source) {
         if let Some(tx) = self.pending.lock().unwrap().remove(request_id) {
-            let _ = tx.send(outcome);
+            let _ = tx.send((outcome, source));
         }
     }
 
     /// Answer every waiting agent `cancelled` (the core lost its requests).
     pub fn cancel_all(&self) {
         for (_, tx) in self.pending.lock().unwrap().drain() {
-            let _ = tx.send(VoteOutcome::Cancelled);
+            let _ = tx.send((VoteOutcome::Cancelled, Source::Cancel));
         }
     }
 }

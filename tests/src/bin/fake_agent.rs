@@ -22,6 +22,9 @@
 //!   that kind (default `edit`) with options `proceed_once` (allow_once),
 //!   `proceed_always` (allow_always), `cancel` (reject_once); then a chunk
 //!   `outcome: selected OPTION` or `outcome: cancelled`.
+//! - `permissions-until-cancel [KIND]`: permission requests one after the
+//!   other until the turn is cancelled; then a chunk `permissions: sent N
+//!   answered N selected S cancelled C ids FIRST..LAST` (hot-swap load).
 //! - `write PATH CONTENT`: `fs/write_text_file` (in CONTENT, `\n` becomes a
 //!   newline); a chunk reports `write: ok` or `write: error CODE MESSAGE`.
 //! - `read PATH [LINE [LIMIT]]`: `fs/read_text_file`; a chunk reports

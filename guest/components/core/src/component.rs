@@ -13,10 +13,10 @@ use qserve_core_logic as logic;
 // SAFETY: a wasm32-unknown-unknown component instance has a single thread.
 static ALLOCATOR: logic::SizeClassAlloc = unsafe { logic::SizeClassAlloc::new() };
 
-wit_bindgen::generate!({ path: "../../../wit", world: "core" });
+wit_bindgen::generate!({ path: "../../../wit/core", world: "core" });
 
-use exports::qserve::bridge::{events, lifecycle, permissions, sessions};
-use qserve::bridge::host;
+use exports::qserve::core::{events, lifecycle, permissions, sessions};
+use qserve::core::host;
 
 /// Session and request ids from the host (UUID v4).
 struct HostIds;
@@ -212,14 +212,6 @@ impl events::Guest for CoreComponent {
     }
 }
 
-fn wit_option(option: &logic::PermissionOption) -> permissions::PermissionOption {
-    permissions::PermissionOption {
-        option_id: option.option_id.clone(),
-        name: option.name.clone(),
-        kind: option.kind.clone(),
-    }
-}
-
 fn wit_resolution(resolution: logic::Resolution) -> permissions::Resolution {
     permissions::Resolution {
         request_id: resolution.request_id,
@@ -234,17 +226,9 @@ fn wit_resolution(resolution: logic::Resolution) -> permissions::Resolution {
 impl permissions::Guest for CoreComponent {
     fn register(
         session_id: String,
-        options: Vec<permissions::PermissionOption>,
+        option_ids: Vec<String>,
     ) -> Result<String, permissions::RegisterError> {
-        let options = options
-            .into_iter()
-            .map(|option| logic::PermissionOption {
-                option_id: option.option_id,
-                name: option.name,
-                kind: option.kind,
-            })
-            .collect();
-        match with_core(|core| core.register(&session_id, options)) {
+        match with_core(|core| core.register(&session_id, option_ids)) {
             Ok(request_id) => Ok(request_id),
             Err(logic::RegisterError::UnknownSession) => {
                 Err(permissions::RegisterError::UnknownSession)
@@ -282,13 +266,6 @@ impl permissions::Guest for CoreComponent {
             .into_iter()
             .map(wit_resolution)
             .collect()
-    }
-
-    fn options(request_id: String) -> Option<Vec<permissions::PermissionOption>> {
-        with_core(|core| {
-            core.options(&request_id)
-                .map(|options| options.iter().map(wit_option).collect())
-        })
     }
 }
 

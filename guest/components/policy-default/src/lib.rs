@@ -1,4 +1,5 @@
 //! The built-in `default` policy component: the clients decide every
-//! permission request (see `qserve_policy_logic::DefaultPolicy`).
+//! permission request; file access through the daemon stays inside the
+//! workspace (see `qserve_policy_logic::DefaultPolicy`).
 
-qserve_policy_glue::export_builtin_policy!(qserve_policy_logic::DefaultPolicy, "default");
+qserve_policy_glue::export_policy!(qserve_policy_logic::DefaultPolicy);

@@ -2,12 +2,16 @@
 //! that was never offered.
 //!
 //! The host must check `select` against the offered options and fail closed
-//! (resolve `cancelled`). Session creates and file access are allowed, so
-//! only the verdict check is exercised.
+//! (resolve `cancelled`, record a fault). Session creates and file access
+//! are allowed, so only the verdict check is exercised.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy" });
+wit_bindgen::generate!({ path: "../../../wit/policy", world: "policy" });
 
-use exports::qserve::bridge::decide::{Guest, PermissionOption, PolicyInfo, ToolCall, Verdict};
+use exports::qserve::policy::decide::{
+    AccessDecision, Context, FileAccess, Guest, PermissionDecision, PermissionOption, PolicyInfo,
+    ResolvedPath, ToolCall,
+};
+use qserve::policy::types::Verdict;
 
 struct HostileBadOption;
 
@@ -23,23 +27,36 @@ fn option_not_offered(options: &[PermissionOption]) -> String {
 }
 
 impl Guest for HostileBadOption {
-    fn info() -> PolicyInfo {
-        PolicyInfo {
+    fn init(_config: String) -> Result<PolicyInfo, String> {
+        Ok(PolicyInfo {
             name: "hostile-bad-option".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+
+    fn on_permission_request(
+        _ctx: Context,
+        _call: ToolCall,
+        options: Vec<PermissionOption>,
+    ) -> PermissionDecision {
+        PermissionDecision {
+            verdict: Verdict::Select(option_not_offered(&options)),
+            reason: "hostile-bad-option picks an option nobody offered".into(),
         }
     }
 
-    fn on_permission_request(_call: ToolCall, options: Vec<PermissionOption>) -> Verdict {
-        Verdict::Select(option_not_offered(&options))
+    fn on_session_create(_ctx: Context) -> AccessDecision {
+        AccessDecision {
+            allow: true,
+            reason: "hostile-bad-option admits every session".into(),
+        }
     }
 
-    fn on_session_create(_workspace: String) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn on_file_access(_session_id: String, _path: String, _write: bool) -> Result<(), String> {
-        Ok(())
+    fn on_file_access(_ctx: Context, _access: FileAccess, _path: ResolvedPath) -> AccessDecision {
+        AccessDecision {
+            allow: true,
+            reason: "hostile-bad-option allows every file access".into(),
+        }
     }
 }
 

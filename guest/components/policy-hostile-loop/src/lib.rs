@@ -1,13 +1,16 @@
 //! Test-only hostile policy: never returns from a decision.
 //!
-//! Every decision spins forever, so the host's per-call deadline (epoch
-//! interruption) is the only thing that ends it. The host must fail closed
-//! (cancel the request, refuse the create or the file access) and carry on
-//! with a fresh instance.
+//! `init` succeeds; every decision spins forever, so the host's per-call
+//! deadline (epoch interruption) is the only thing that ends it. The host
+//! must fail closed (cancel the request, refuse the create or the file
+//! access) and carry on with a fresh instance.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy" });
+wit_bindgen::generate!({ path: "../../../wit/policy", world: "policy" });
 
-use exports::qserve::bridge::decide::{Guest, PermissionOption, PolicyInfo, ToolCall, Verdict};
+use exports::qserve::policy::decide::{
+    AccessDecision, Context, FileAccess, Guest, PermissionDecision, PermissionOption, PolicyInfo,
+    ResolvedPath, ToolCall,
+};
 
 struct HostileLoop;
 
@@ -20,22 +23,26 @@ fn spin_forever() -> ! {
 }
 
 impl Guest for HostileLoop {
-    fn info() -> PolicyInfo {
-        PolicyInfo {
+    fn init(_config: String) -> Result<PolicyInfo, String> {
+        Ok(PolicyInfo {
             name: "hostile-loop".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-        }
+        })
     }
 
-    fn on_permission_request(_call: ToolCall, _options: Vec<PermissionOption>) -> Verdict {
+    fn on_permission_request(
+        _ctx: Context,
+        _call: ToolCall,
+        _options: Vec<PermissionOption>,
+    ) -> PermissionDecision {
         spin_forever()
     }
 
-    fn on_session_create(_workspace: String) -> Result<(), String> {
+    fn on_session_create(_ctx: Context) -> AccessDecision {
         spin_forever()
     }
 
-    fn on_file_access(_session_id: String, _path: String, _write: bool) -> Result<(), String> {
+    fn on_file_access(_ctx: Context, _access: FileAccess, _path: ResolvedPath) -> AccessDecision {
         spin_forever()
     }
 }

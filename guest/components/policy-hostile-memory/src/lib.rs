@@ -1,14 +1,18 @@
 //! Test-only hostile policy: allocates without bound in every decision.
 //!
-//! It keeps 1 MiB blocks (written to, so they are really committed) in a
-//! static until the host's memory cap stops it: either `memory.grow` traps or
-//! the allocator fails and the guest aborts. Both must fail closed.
+//! `init` succeeds; every decision keeps 1 MiB blocks (written to, so they
+//! are really committed) in a static until the host's memory cap stops it:
+//! either `memory.grow` traps or the allocator fails and the guest aborts.
+//! Both must fail closed.
 
 use std::cell::RefCell;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy" });
+wit_bindgen::generate!({ path: "../../../wit/policy", world: "policy" });
 
-use exports::qserve::bridge::decide::{Guest, PermissionOption, PolicyInfo, ToolCall, Verdict};
+use exports::qserve::policy::decide::{
+    AccessDecision, Context, FileAccess, Guest, PermissionDecision, PermissionOption, PolicyInfo,
+    ResolvedPath, ToolCall,
+};
 
 const BLOCK_BYTES: usize = 1 << 20;
 
@@ -27,22 +31,26 @@ fn hoard_forever() -> ! {
 }
 
 impl Guest for HostileMemory {
-    fn info() -> PolicyInfo {
-        PolicyInfo {
+    fn init(_config: String) -> Result<PolicyInfo, String> {
+        Ok(PolicyInfo {
             name: "hostile-memory".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-        }
+        })
     }
 
-    fn on_permission_request(_call: ToolCall, _options: Vec<PermissionOption>) -> Verdict {
+    fn on_permission_request(
+        _ctx: Context,
+        _call: ToolCall,
+        _options: Vec<PermissionOption>,
+    ) -> PermissionDecision {
         hoard_forever()
     }
 
-    fn on_session_create(_workspace: String) -> Result<(), String> {
+    fn on_session_create(_ctx: Context) -> AccessDecision {
         hoard_forever()
     }
 
-    fn on_file_access(_session_id: String, _path: String, _write: bool) -> Result<(), String> {
+    fn on_file_access(_ctx: Context, _access: FileAccess, _path: ResolvedPath) -> AccessDecision {
         hoard_forever()
     }
 }

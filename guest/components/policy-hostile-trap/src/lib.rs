@@ -1,11 +1,15 @@
 //! Test-only hostile policy: traps in every decision.
 //!
-//! A trap leaves the policy's `Store` unusable; the host must fail closed and
-//! answer the next call from a fresh instance.
+//! `init` succeeds; every decision executes `unreachable`. A trap leaves the
+//! instance unusable; the host must fail closed and answer the next call
+//! from a fresh instance.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy" });
+wit_bindgen::generate!({ path: "../../../wit/policy", world: "policy" });
 
-use exports::qserve::bridge::decide::{Guest, PermissionOption, PolicyInfo, ToolCall, Verdict};
+use exports::qserve::policy::decide::{
+    AccessDecision, Context, FileAccess, Guest, PermissionDecision, PermissionOption, PolicyInfo,
+    ResolvedPath, ToolCall,
+};
 
 struct HostileTrap;
 
@@ -22,22 +26,26 @@ fn trap() -> ! {
 }
 
 impl Guest for HostileTrap {
-    fn info() -> PolicyInfo {
-        PolicyInfo {
+    fn init(_config: String) -> Result<PolicyInfo, String> {
+        Ok(PolicyInfo {
             name: "hostile-trap".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-        }
+        })
     }
 
-    fn on_permission_request(_call: ToolCall, _options: Vec<PermissionOption>) -> Verdict {
+    fn on_permission_request(
+        _ctx: Context,
+        _call: ToolCall,
+        _options: Vec<PermissionOption>,
+    ) -> PermissionDecision {
         trap()
     }
 
-    fn on_session_create(_workspace: String) -> Result<(), String> {
+    fn on_session_create(_ctx: Context) -> AccessDecision {
         trap()
     }
 
-    fn on_file_access(_session_id: String, _path: String, _write: bool) -> Result<(), String> {
+    fn on_file_access(_ctx: Context, _access: FileAccess, _path: ResolvedPath) -> AccessDecision {
         trap()
     }
 }

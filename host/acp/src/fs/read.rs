@@ -1,39 +1,50 @@
 //! `fs/read_text_file`, blocking part.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::fd::AsFd;
 
-use super::{require_absolute, require_regular, FsError, MAX_READ_BYTES};
+use rustix::fs::{FileType, OFlags};
+
+use super::open::{describe, open_error, refuse_pseudo, Base};
+use super::{FsError, ResolvedPath, MAX_READ_BYTES};
 
 pub(super) fn read_text_file(
-    path: &Path,
+    at: &ResolvedPath,
     line: Option<u32>,
     limit: Option<u32>,
 ) -> Result<String, FsError> {
-    require_absolute(path)?;
     if limit == Some(0) {
         return Err(FsError::InvalidParam {
             param: "limit",
             reason: "must be at least 1 (a number of lines)".into(),
         });
     }
-    // stat, not open: opening a FIFO for reading would block.
-    let meta = std::fs::metadata(path).map_err(|e| FsError::from_io("read", path, e))?;
-    check_readable(path, &meta)?;
-    // O_NONBLOCK: if the path was swapped for a FIFO since the stat, the
-    // open still returns at once, and the fstat below refuses it. (It has no
-    // effect on reads of regular files.)
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(|e| FsError::from_io("open", path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| FsError::from_io("stat", path, e))?;
-    check_readable(path, &meta)?;
+    let path = at.resolved.as_path();
+    let base = Base::of(at)?;
+    let all = base.names.len();
+    // First an O_PATH handle: it reads nothing and has no side effect (a
+    // device's open may act, a FIFO's blocks), yet it is enough to tell
+    // where the object lives and what it is.
+    let probe = base
+        .open(all, OFlags::PATH)
+        .map_err(|e| open_error("open", path, e))?;
+    let before = rustix::fs::fstat(&probe).map_err(|e| FsError::from_io("stat", path, e.into()))?;
+    refuse_pseudo(probe.as_fd(), at)?;
+    check(at, FileType::from_raw_mode(before.st_mode), before.st_size)?;
+
+    // Then the real open, the same way. O_NONBLOCK: were the object swapped
+    // for a FIFO in between, the open still returns at once (it has no
+    // effect on regular files); the identity check below refuses it.
+    let fd = base
+        .open(all, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)
+        .map_err(|e| open_error("open", path, e))?;
+    let after = rustix::fs::fstat(&fd).map_err(|e| FsError::from_io("stat", path, e.into()))?;
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) {
+        return Err(FsError::Changed(path.to_owned()));
+    }
+    check(at, FileType::from_raw_mode(after.st_mode), after.st_size)?;
+    let file = File::from(fd);
 
     // A file that grows while we read still stops at the cap.
     let capped = file.take(MAX_READ_BYTES + 1);
@@ -48,19 +59,32 @@ pub(super) fn read_text_file(
     })
 }
 
-fn check_readable(path: &Path, meta: &std::fs::Metadata) -> Result<(), FsError> {
-    require_regular(path, meta)?;
-    if meta.len() > MAX_READ_BYTES {
+/// A link where resolution saw none means the path changed; then only
+/// regular files, within the size cap.
+fn check(at: &ResolvedPath, kind: FileType, size: i64) -> Result<(), FsError> {
+    let path = &at.resolved;
+    match kind {
+        FileType::RegularFile => {}
+        FileType::Symlink => return Err(FsError::Changed(path.clone())),
+        other => {
+            return Err(FsError::NotRegularFile {
+                path: path.clone(),
+                kind: describe(other),
+            })
+        }
+    }
+    let size = u64::try_from(size).unwrap_or(0);
+    if size > MAX_READ_BYTES {
         return Err(FsError::TooLarge {
-            path: path.to_owned(),
-            size: meta.len(),
+            path: path.clone(),
+            size,
             max: MAX_READ_BYTES,
         });
     }
     Ok(())
 }
 
-fn read_all(path: &Path, mut file: std::io::Take<File>) -> Result<Vec<u8>, FsError> {
+fn read_all(path: &std::path::Path, mut file: std::io::Take<File>) -> Result<Vec<u8>, FsError> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| FsError::from_io("read", path, e))?;

@@ -153,12 +153,43 @@ fn permission_request_like_the_real_qwen_write() {
             kind: "edit".into(),
             locations: vec!["/w/out.txt".into()],
             raw_input: Some(json!({"file_path": "/w/out.txt", "content": "hi"})),
+            tool_name: Some("write_file".into()),
+            command: None,
+            url: None,
         }
     );
     assert_eq!(req.options.len(), 4, "unknown option kinds are kept");
     assert!(req.offers("proceed_once") && !req.offers("nope"));
     assert_eq!(req.reject_option().unwrap().option_id, "cancel");
     assert_eq!(req.tool_call_raw, params["toolCall"]);
+}
+
+#[test]
+fn tool_name_command_and_url_are_extracted_for_each_agent() {
+    let parse = |tool_call: serde_json::Value| {
+        PermissionRequest::parse(&raw(json!({
+            "sessionId": "s", "toolCall": tool_call, "options": []
+        })))
+        .unwrap()
+        .tool_call
+    };
+    // claude-code-acp: `_meta.claudeCode.toolName`, a shell command.
+    let claude = parse(json!({
+        "toolCallId": "t", "kind": "execute", "title": "`git push`",
+        "rawInput": {"command": "git push origin main", "description": "push"},
+        "_meta": {"claudeCode": {"toolName": "Bash"}}
+    }));
+    assert_eq!(claude.tool_name.as_deref(), Some("Bash"));
+    assert_eq!(claude.command.as_deref(), Some("git push origin main"));
+    // An argv array is joined; a fetch gives its URL.
+    let argv = parse(json!({"toolCallId": "t", "rawInput": {"command": ["ls", "-la"]}}));
+    assert_eq!(argv.command.as_deref(), Some("ls -la"));
+    assert_eq!(argv.tool_name, None);
+    let fetch = parse(json!({"toolCallId": "t", "kind": "fetch", "rawInput": {"url": "https://example.org/x"}}));
+    assert_eq!(fetch.url.as_deref(), Some("https://example.org/x"));
+    // Odd shapes give nothing rather than an error.
+    let odd = parse(json!({"toolCallId": "t", "rawInput": {"command": 3}, "_meta": {"toolName": 7}}));
+    assert_eq!((odd.command, odd.tool_name), (None, None));
 }
 
 #[test]

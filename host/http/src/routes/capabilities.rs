@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, PolicyInfo};
 use crate::state::AppState;
 
 /// The tags every qserve advertises, in `qwen serve`'s order.
@@ -38,6 +38,17 @@ pub async fn capabilities<B: Backend>(State(app): State<AppState<B>>) -> Json<Va
         "mode": &*app.mode,
         "features": &*app.features,
         "modelServices": [],
-        "policy": { "name": policy.name, "version": policy.version },
+        "policy": policy_json(&policy),
     }))
+}
+
+/// The active policy as `/capabilities` and the admin route show it.
+pub fn policy_json(policy: &PolicyInfo) -> Value {
+    json!({
+        "name": policy.name,
+        "version": policy.version,
+        "sha256": policy.sha256,
+        "origin": policy.origin,
+        "loadedAtMs": policy.loaded_at_ms,
+    })
 }

@@ -25,12 +25,32 @@ pub async fn health<B: Backend>(
         return Json(json!({ "status": "ok" })).into_response();
     }
     match app.backend.deep_health().await {
-        Ok(health) => Json(json!({
-            "status": "ok",
-            "sessions": health.sessions,
-            "pendingPermissions": health.pending_permissions,
-        }))
-        .into_response(),
+        Ok(health) => {
+            let policy = &health.policy;
+            let degraded = policy.is_degraded();
+            let body = json!({
+                "status": if degraded { "degraded" } else { "ok" },
+                "sessions": health.sessions,
+                "pendingPermissions": health.pending_permissions,
+                "policy": {
+                    "status": if degraded { "degraded" } else { "ok" },
+                    "inFlight": policy.in_flight,
+                    "stuck": policy.stuck,
+                    "faults": policy.faults,
+                    "recentFaults": policy.recent_faults,
+                    "lastFault": policy.last_fault,
+                },
+            });
+            if degraded {
+                // A policy that hangs or faults decides nothing as written:
+                // a readiness probe must take this daemon out of rotation.
+                let mut body = body;
+                body["error"] = json!("the policy is stuck or faulting");
+                (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+            } else {
+                Json(body).into_response()
+            }
+        }
         Err(error) => {
             tracing::warn!(%error, "deep health check failed");
             // `status` is what probes read; `error` keeps the envelope rule.

@@ -1,5 +1,6 @@
 //! The route handlers, one module per resource of PROTOCOL.md's route table.
 
+pub mod admin;
 pub mod capabilities;
 pub mod events;
 pub mod health;

@@ -6,14 +6,17 @@
 //!   `hang` → prompt never answers (drop is recorded).
 //! - cwd `/full` → session limit; `/refused` → policy refusal; `/fail` → 500.
 //! - request id `lost` → 404; `bad-option` → 400 `invalid_option_id`.
+//! - policy reload: component `builtin:broken` → 422; anything else becomes
+//!   the active policy (its name is the component's name, or `uploaded`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use qserve_http::{
-    Backend, BackendError, CreateSession, DeepHealth, EventFrame, PolicyInfo, SessionCreated,
-    SessionScope, SessionSummary, Subscription, VoteOutcome,
+    Backend, BackendError, ComponentSource, ConfigSource, CreateSession, DeepHealth, EventFrame,
+    PolicyHealth, PolicyInfo, PolicyReload, SessionCreated, SessionScope, SessionSummary,
+    Subscription, VoteOutcome,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Notify};
@@ -41,6 +44,10 @@ pub struct FakeBackend {
     /// The body the last prompt received.
     pub last_prompt_body: Mutex<Option<Map<String, Value>>>,
     pub last_create: Mutex<Option<CreateSession>>,
+    /// Makes `/health?deep=1` report a stuck policy.
+    pub policy_stuck: AtomicBool,
+    /// The active policy's name (changed by reloads).
+    pub policy_name: Mutex<Option<String>>,
 }
 
 impl FakeBackend {
@@ -206,13 +213,46 @@ impl Backend for FakeBackend {
         Ok(DeepHealth {
             sessions: 2,
             pending_permissions: 1,
+            policy: PolicyHealth {
+                stuck: usize::from(self.policy_stuck.load(Ordering::SeqCst)),
+                ..PolicyHealth::default()
+            },
         })
     }
 
     fn policy_info(&self) -> PolicyInfo {
         PolicyInfo {
-            name: "ask-everyone".into(),
+            name: self
+                .policy_name
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "ask-everyone".into()),
             version: "0.1.0".into(),
+            sha256: "ab".repeat(32),
+            origin: "builtin:default".into(),
+            loaded_at_ms: 1,
         }
+    }
+
+    async fn reload_policy(&self, req: PolicyReload) -> Result<PolicyInfo, BackendError> {
+        let component = match &req.component {
+            Some(ComponentSource::Named(name)) => name.clone(),
+            Some(ComponentSource::Uploaded(bytes)) => format!("uploaded:{}", bytes.len()),
+            None => "same".into(),
+        };
+        let config = match &req.config {
+            Some(ConfigSource::Inline(text)) => format!("inline:{text}"),
+            Some(ConfigSource::Path(path)) => format!("path:{}", path.display()),
+            None => "same".into(),
+        };
+        self.record(format!("reload_policy:{component}:{config}"));
+        if component == "builtin:broken" {
+            return Err(BackendError::PolicyRejected(
+                "builtin:broken: init refused the config: nope".into(),
+            ));
+        }
+        *self.policy_name.lock().unwrap() = Some(component);
+        Ok(self.policy_info())
     }
 }

@@ -36,6 +36,7 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
     match command {
         "chunks" => turn.chunks(rest).await,
         "permission" => turn.permission(rest).await,
+        "permissions-until-cancel" => turn.permissions_until_cancel(rest).await,
         "write" => turn.write(rest).await,
         "read" => turn.read(rest).await,
         "sleep" => turn.sleep(rest).await,
@@ -145,6 +146,59 @@ impl Turn<'_> {
             Err(error) => format!("outcome: {}", describe_error(&error)),
         };
         self.chunk(&report).await;
+    }
+
+    /// `permissions-until-cancel [KIND]`: one permission request after
+    /// another (each waits for its answer) until the turn is cancelled, then
+    /// one chunk `permissions: sent N answered N selected S cancelled C
+    /// ids FIRST..LAST` — a load for hot-swap tests.
+    async fn permissions_until_cancel(&self, args: &str) {
+        let kind = args.split_whitespace().next().unwrap_or("edit");
+        let path = format!("{}/fake-target.txt", self.cwd.trim_end_matches('/'));
+        let (mut sent, mut answered, mut selected, mut cancelled) = (0u64, 0u64, 0u64, 0u64);
+        let mut ids = Vec::new();
+        while !self.is_cancelled() {
+            let call_id = format!(
+                "fake-call-{}",
+                NEXT_TOOL_CALL.fetch_add(1, Ordering::Relaxed)
+            );
+            ids.push(call_id.clone());
+            let params = json!({
+                "sessionId": self.session_id,
+                "toolCall": {
+                    "toolCallId": call_id,
+                    "title": format!("Fake {kind} tool call"),
+                    "kind": kind,
+                    "status": "pending",
+                    "locations": [{"path": path}],
+                    "rawInput": {"file_path": path, "content": "fake"}
+                },
+                "options": [
+                    {"optionId": "proceed_once", "name": "Allow once", "kind": "allow_once"},
+                    {"optionId": "cancel", "name": "Reject", "kind": "reject_once"}
+                ]
+            });
+            sent += 1;
+            if let Ok(answer) = self
+                .agent
+                .wire
+                .request("session/request_permission", params)
+                .await
+            {
+                answered += 1;
+                match answer["outcome"]["outcome"].as_str() {
+                    Some("selected") => selected += 1,
+                    Some("cancelled") => cancelled += 1,
+                    _ => {}
+                }
+            }
+        }
+        self.chunk(&format!(
+            "permissions: sent {sent} answered {answered} selected {selected} cancelled {cancelled} ids {}..{}",
+            ids.first().map_or("", String::as_str),
+            ids.last().map_or("", String::as_str),
+        ))
+        .await;
     }
 
     /// `write PATH CONTENT` (`\n` in CONTENT becomes a newline).
