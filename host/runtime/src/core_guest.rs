@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::core_world::exports::qserve::core::{
     events, lifecycle, permissions, sessions,
 };
 use crate::bindings::core_world::{Core, CorePre};
-use crate::engine::{GuestEngine, LoadedComponent};
+use crate::engine::{GuestClock, GuestEngine, LoadedComponent};
 use crate::error::LoadError;
 use crate::host_state::GuestState;
 use crate::limits::Caps;
@@ -67,7 +67,7 @@ pub struct CoreGuest {
     store: Store<GuestState>,
     core: Core,
     limits: CoreLimits,
-    deadline_ticks: u64,
+    clock: GuestClock,
     shadow: HashMap<String, Shadow>,
     /// Set when a fresh instance could not be built; every call retries.
     broken: Option<String>,
@@ -98,19 +98,18 @@ impl CoreGuest {
             .instantiate_pre(&loaded.component)
             .map_err(wrong_world)?;
         let pre = CorePre::new(instance_pre).map_err(wrong_world)?;
-        let deadline_ticks = engine.ticks_for(CORE_CALL_DEADLINE);
-        let (store, core) = instantiate(&pre, &limits, deadline_ticks).map_err(|reason| {
-            LoadError::Instantiate {
+        let clock = engine.clock().clone();
+        let (store, core) =
+            instantiate(&pre, &limits, &clock).map_err(|reason| LoadError::Instantiate {
                 origin: loaded.origin.clone(),
                 reason,
-            }
-        })?;
+            })?;
         Ok(CoreGuest {
             pre,
             store,
             core,
             limits,
-            deadline_ticks,
+            clock,
             shadow: HashMap::new(),
             broken: None,
             on_recovery: None,
@@ -137,7 +136,7 @@ impl CoreGuest {
                 });
             }
         }
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        arm_deadline(&mut self.store, &self.clock);
         match f(&self.core, &mut self.store) {
             Ok(value) => Ok(value),
             Err(err) => {
@@ -170,10 +169,10 @@ impl CoreGuest {
 
     /// A fresh instance with the live sessions re-registered.
     fn recover(&mut self) {
-        let rebuilt = instantiate(&self.pre, &self.limits, self.deadline_ticks).and_then(
-            |(mut store, core)| {
+        let rebuilt =
+            instantiate(&self.pre, &self.limits, &self.clock).and_then(|(mut store, core)| {
                 for shadow in self.shadow.values() {
-                    store.set_epoch_deadline(self.deadline_ticks);
+                    arm_deadline(&mut store, &self.clock);
                     core.qserve_core_sessions()
                         .call_restore(&mut store, &shadow.session, shadow.last_event_id)
                         .map_err(|err| {
@@ -185,8 +184,7 @@ impl CoreGuest {
                         })?;
                 }
                 Ok((store, core))
-            },
-        );
+            });
         match rebuilt {
             Ok((store, core)) => {
                 self.store = store;
@@ -429,19 +427,28 @@ impl CoreGuest {
 fn instantiate(
     pre: &CorePre<GuestState>,
     limits: &CoreLimits,
-    deadline_ticks: u64,
+    clock: &GuestClock,
 ) -> Result<(Store<GuestState>, Core), String> {
     let state = GuestState::new(Arc::from("core"), Caps::core(CORE_MEMORY_CAP));
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| s.limiter());
-    store.set_epoch_deadline(deadline_ticks);
+    // Checked at every epoch tick the call spans: past its due time, trap.
+    let ticking = clock.clone();
+    store.epoch_deadline_callback(move |ctx| {
+        if ticking.now_ms() >= ctx.data().due_ms {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+    arm_deadline(&mut store, clock);
     let core = pre.instantiate(&mut store).map_err(|err| {
         format!(
             "its start code failed: {}",
             crate::fault::describe(&err, CORE_CALL_DEADLINE)
         )
     })?;
-    store.set_epoch_deadline(deadline_ticks);
+    arm_deadline(&mut store, clock);
     core.qserve_core_lifecycle()
         .call_configure(&mut store, *limits)
         .map_err(|err| {
@@ -451,4 +458,10 @@ fn instantiate(
             )
         })?;
     Ok((store, core))
+}
+
+/// Give the next call [`CORE_CALL_DEADLINE`] from now (checked each tick).
+fn arm_deadline(store: &mut Store<GuestState>, clock: &GuestClock) {
+    store.data_mut().due_ms = clock.now_ms() + CORE_CALL_DEADLINE.as_millis() as u64;
+    store.set_epoch_deadline(1);
 }

@@ -8,8 +8,9 @@
 //! add a second epoch ticker and a second set of cache keys.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
@@ -25,7 +26,8 @@ use crate::error::LoadError;
 pub struct EngineOptions {
     /// Where compiled components are kept between runs (`None`: no disk cache).
     pub cache_dir: Option<PathBuf>,
-    /// Granularity of every guest deadline: the epoch advances this often.
+    /// Granularity of every guest deadline: the epoch advances (and a guest
+    /// running past its deadline is checked) this often.
     pub epoch_tick: Duration,
 }
 
@@ -43,7 +45,20 @@ impl Default for EngineOptions {
 pub struct GuestEngine {
     engine: Engine,
     cache: Option<Arc<CompiledCache>>,
-    epoch_tick: Duration,
+    clock: GuestClock,
+}
+
+/// Milliseconds since the engine started, as of the last epoch tick: what
+/// the core's deadlines are checked against. Wall time, not a count of
+/// ticks: on a loaded machine the ticker thread wakes late, and counting
+/// ticks would stretch every deadline by as much.
+#[derive(Clone)]
+pub(crate) struct GuestClock(Arc<AtomicU64>);
+
+impl GuestClock {
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// A compiled component and where it came from (for messages).
@@ -77,11 +92,12 @@ impl GuestEngine {
             },
             None => None,
         };
-        spawn_epoch_ticker(&engine, options.epoch_tick);
+        let clock = GuestClock(Arc::new(AtomicU64::new(0)));
+        spawn_epoch_ticker(&engine, options.epoch_tick, clock.clone());
         Ok(GuestEngine {
             engine,
             cache,
-            epoch_tick: options.epoch_tick,
+            clock,
         })
     }
 
@@ -89,10 +105,8 @@ impl GuestEngine {
         &self.engine
     }
 
-    /// Epoch ticks that cover `deadline` (at least one).
-    pub(crate) fn ticks_for(&self, deadline: Duration) -> u64 {
-        let tick = self.epoch_tick.as_nanos().max(1);
-        (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+    pub(crate) fn clock(&self) -> &GuestClock {
+        &self.clock
     }
 
     /// Load `builtin:NAME` (compiled into the binary) or a component file.
@@ -163,14 +177,20 @@ fn check_is_component(origin: &str, bytes: &[u8], world: &'static str) -> Result
     }
 }
 
-fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
+fn spawn_epoch_ticker(engine: &Engine, tick: Duration, clock: GuestClock) {
     let weak = engine.weak();
+    let origin = Instant::now();
     std::thread::Builder::new()
         .name("qserve-epoch".into())
         .spawn(move || loop {
             std::thread::sleep(tick);
             match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
+                Some(engine) => {
+                    clock
+                        .0
+                        .store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    engine.increment_epoch();
+                }
                 None => return,
             }
         })

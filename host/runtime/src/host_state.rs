@@ -28,6 +28,8 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     /// When the running call must end (policies: read by the epoch callback).
     pub(crate) call_due: Option<Instant>,
+    /// The same for the core, on the engine's coarse clock (`GuestClock`).
+    pub(crate) due_ms: u64,
 }
 
 impl GuestState {
@@ -53,6 +55,7 @@ impl GuestState {
             wasi,
             table: ResourceTable::new(),
             call_due: None,
+            due_ms: 0,
         }
     }
 

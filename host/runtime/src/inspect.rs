@@ -31,6 +31,8 @@ pub struct Inspection {
     pub exports: Vec<Item>,
     /// Empty when the component loads as a policy under the given options.
     pub problems: Vec<String>,
+    /// Imports that load but fail when called (the decision fails closed).
+    pub warnings: Vec<String>,
     /// Things worth knowing that do not stop it from loading.
     pub notes: Vec<String>,
     /// `name version` from its `init`, when it loaded.
@@ -60,6 +62,9 @@ impl Inspection {
                 }
             }
         }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }
@@ -77,15 +82,21 @@ impl Inspection {
 }
 
 /// Inspect a policy component (`builtin:NAME` or a path), loading it as the
-/// daemon would under `options` (deadline, memory cap, configuration handed
-/// to `init`). `Err` only when it is not a component at all (unreadable, not
-/// Wasm, a core module, does not compile, unknown builtin); every other
-/// problem is in [`Inspection::problems`].
+/// daemon would under `options` (deadline, memory cap) with `config` handed
+/// to `init` (`None`: `options.config_document`). `Err` only when it is not
+/// a component at all (unreadable, not Wasm, a core module, does not
+/// compile, unknown builtin); every other problem is in
+/// [`Inspection::problems`].
 pub async fn inspect_policy(
     engine: &GuestEngine,
     spec: &str,
-    options: PolicyOptions,
+    options: &PolicyOptions,
+    config: Option<&str>,
 ) -> Result<Inspection, LoadError> {
+    let mut options = options.clone();
+    if let Some(config) = config {
+        options.config_document = config.into();
+    }
     let loaded = engine.load_component(spec)?;
     let ty = loaded.component.component_type();
     let wasm_engine = engine.engine();
@@ -126,6 +137,7 @@ pub async fn inspect_policy(
         },
     }
     let mut notes = Vec::new();
+    let mut warnings = Vec::new();
     for import in &imports {
         let name = import.name.as_str();
         if PROVIDED_IMPORTS.contains(&name) {
@@ -137,8 +149,9 @@ pub async fn inspect_policy(
                  empty stdin; output to the log)"
             ));
         } else {
-            notes.push(format!(
-                "imports `{name}`, which qserve does not provide: calls to it trap (and fail closed)"
+            warnings.push(format!(
+                "imports `{name}`, which qserve does not provide: calls to it trap (and the \
+                 decision fails closed)"
             ));
         }
     }
@@ -168,6 +181,7 @@ pub async fn inspect_policy(
         imports,
         exports,
         problems,
+        warnings,
         notes,
         policy,
     })

@@ -169,8 +169,53 @@ pub struct PolicyHealth {
     pub stuck: usize,
     /// Faults since load (each cost an instance, or refused a decision).
     pub faults: u64,
+    /// Faults in the last minute.
+    pub recent_faults: u64,
     /// The cause of the most recent fault, as logged.
     pub last_fault: Option<String>,
+}
+
+/// Faults per second over the last minute: 60 counters, however many faults.
+struct FaultWindow {
+    origin: Instant,
+    /// (second since `origin`, faults in it), indexed by second % 60.
+    buckets: [(u64, u64); 60],
+}
+
+impl FaultWindow {
+    fn new() -> Self {
+        FaultWindow {
+            origin: Instant::now(),
+            buckets: [(u64::MAX, 0); 60],
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.duration_since(self.origin).as_secs()
+    }
+
+    fn record(&mut self, now: Instant) {
+        let second = self.second(now);
+        let bucket = &mut self.buckets[(second % 60) as usize];
+        if bucket.0 != second {
+            *bucket = (second, 0);
+        }
+        bucket.1 += 1;
+    }
+
+    fn last_minute(&self, now: Instant) -> u64 {
+        let second = self.second(now);
+        self.buckets
+            .iter()
+            .filter(|(at, _)| *at != u64::MAX && second.saturating_sub(*at) < 60)
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+struct FaultLog {
+    last: Option<String>,
+    window: FaultWindow,
 }
 
 /// A loaded, init-checked policy. Cheap to clone (an `Arc`).
@@ -196,7 +241,7 @@ struct Shared {
     in_flight: Mutex<HashMap<u64, Instant>>,
     next_call: AtomicU64,
     faults: AtomicU64,
-    last_fault: Mutex<Option<String>>,
+    fault_log: Mutex<FaultLog>,
     /// Instances alive (idle or busy).
     live: Arc<AtomicUsize>,
 }
@@ -326,7 +371,10 @@ impl Policy {
                 in_flight: Mutex::new(HashMap::new()),
                 next_call: AtomicU64::new(0),
                 faults: AtomicU64::new(0),
-                last_fault: Mutex::new(None),
+                fault_log: Mutex::new(FaultLog {
+                    last: None,
+                    window: FaultWindow::new(),
+                }),
                 live,
                 options,
             }),
@@ -348,15 +396,21 @@ impl Policy {
 
     pub fn health(&self) -> PolicyHealth {
         let now = Instant::now();
-        let in_flight = lock(&self.shared.in_flight);
-        PolicyHealth {
-            in_flight: in_flight.len(),
-            stuck: in_flight
+        let (in_flight, stuck) = {
+            let in_flight = lock(&self.shared.in_flight);
+            let stuck = in_flight
                 .values()
                 .filter(|due| now > **due + STUCK_MARGIN)
-                .count(),
+                .count();
+            (in_flight.len(), stuck)
+        };
+        let fault_log = lock(&self.shared.fault_log);
+        PolicyHealth {
+            in_flight,
+            stuck,
             faults: self.shared.faults.load(Ordering::Relaxed),
-            last_fault: lock(&self.shared.last_fault).clone(),
+            recent_faults: fault_log.window.last_minute(now),
+            last_fault: fault_log.last.clone(),
         }
     }
 
@@ -546,7 +600,9 @@ impl Policy {
     fn fault(&self, call: &str, cause: String) -> String {
         self.shared.faults.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(policy = %self.shared.label, call, "policy fault, failing closed: {cause}");
-        *lock(&self.shared.last_fault) = Some(cause.clone());
+        let mut fault_log = lock(&self.shared.fault_log);
+        fault_log.window.record(Instant::now());
+        fault_log.last = Some(cause.clone());
         cause
     }
 }
@@ -731,4 +787,30 @@ fn stub_unknown_imports(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_faults_count_the_last_minute_only() {
+        let mut window = FaultWindow::new();
+        let t0 = window.origin;
+        for _ in 0..3 {
+            window.record(t0);
+        }
+        window.record(t0 + Duration::from_secs(30));
+        assert_eq!(window.last_minute(t0 + Duration::from_secs(30)), 4);
+        assert_eq!(window.last_minute(t0 + Duration::from_secs(59)), 4);
+        assert_eq!(
+            window.last_minute(t0 + Duration::from_secs(60)),
+            1,
+            "t0 left the window"
+        );
+        // A bucket reused a minute later starts from zero.
+        window.record(t0 + Duration::from_secs(120));
+        assert_eq!(window.last_minute(t0 + Duration::from_secs(120)), 1);
+        assert_eq!(window.last_minute(t0 + Duration::from_secs(200)), 0);
+    }
 }

@@ -34,19 +34,25 @@ async fn inspect_names_the_unknown_import_and_the_locked_down_wasi() {
     let inspection = inspect_policy(
         support::engine(),
         &support::guest_path(COMPONENT),
-        PolicyOptions::default(),
+        &PolicyOptions::default(),
+        None,
     )
     .await
     .unwrap();
     let report = inspection.render();
     assert!(inspection.fits(), "{report}");
+    assert_eq!(
+        inspection.warnings.len(),
+        1,
+        "only phone-home fails when called: {report}"
+    );
     assert!(
         report.contains("fits the `policy` world: yes (hostile-imports"),
         "{report}"
     );
     assert!(
         report.contains(&format!(
-            "imports `{UNKNOWN_IMPORT}`, which qserve does not provide: calls to it trap"
+            "warning: imports `{UNKNOWN_IMPORT}`, which qserve does not provide: calls to it trap"
         )),
         "{report}"
     );

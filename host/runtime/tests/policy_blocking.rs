@@ -185,3 +185,24 @@ async fn decisions_beyond_max_instances_wait_then_fail_closed_without_new_instan
         assert!(!decision.allow && decision.fault.is_some(), "{decision:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_its_caller_abandons_leaves_nothing_behind() {
+    let policy = blocker("policy-hostile-sleep", Duration::from_secs(5)).await;
+    // The caller gives up (a client hung up, the daemon is shutting down):
+    // the decision's future is dropped mid-call.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        policy.decide_session(&ctx("/w/block")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "still blocked when abandoned");
+    let health = policy.health();
+    assert_eq!((health.in_flight, health.faults), (0, 0), "{health:?}");
+    assert_eq!(
+        policy.instances(),
+        0,
+        "the blocked instance went with the call"
+    );
+    assert!(policy.decide_session(&ctx("/w")).await.allow);
+}

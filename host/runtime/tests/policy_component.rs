@@ -159,6 +159,7 @@ async fn survives_with(name: &str, cause_contains: &str, options: PolicyOptions)
         assert!(took < FAULT_BOUND, "{name}: round {round} took {took:?}");
         let health = policy.health();
         assert_eq!(health.faults, round);
+        assert_eq!(health.recent_faults, round);
         assert_eq!(health.last_fault.as_deref(), Some(cause.as_str()));
         assert_eq!(health.in_flight, 0);
         assert_eq!(
@@ -446,9 +447,14 @@ async fn sha256_identifies_the_component_bytes() {
 #[tokio::test]
 async fn inspect_says_whether_a_component_fits_the_policy_world() {
     let engine = support::engine();
-    let good = inspect_policy(engine, &support::guest_path("policy-readonly"), options())
-        .await
-        .unwrap();
+    let good = inspect_policy(
+        engine,
+        &support::guest_path("policy-readonly"),
+        &options(),
+        None,
+    )
+    .await
+    .unwrap();
     let report = good.render();
     assert!(good.fits(), "{report}");
     assert!(
@@ -465,16 +471,9 @@ async fn inspect_says_whether_a_component_fits_the_policy_world() {
     );
     assert!(report.contains("under a 64 MiB memory cap"), "{report}");
 
-    let refusing = inspect_policy(
-        engine,
-        "builtin:readonly",
-        PolicyOptions {
-            config_document: "allow = edit".into(),
-            ..options()
-        },
-    )
-    .await
-    .unwrap();
+    let refusing = inspect_policy(engine, "builtin:readonly", &options(), Some("allow = edit"))
+        .await
+        .unwrap();
     assert!(!refusing.fits());
     assert!(
         refusing.render().contains("refused its configuration"),
@@ -482,7 +481,7 @@ async fn inspect_says_whether_a_component_fits_the_policy_world() {
         refusing.render()
     );
 
-    let core = inspect_policy(engine, &support::guest_path("core"), options())
+    let core = inspect_policy(engine, &support::guest_path("core"), &options(), None)
         .await
         .unwrap();
     assert!(!core.fits());
@@ -495,7 +494,8 @@ async fn inspect_says_whether_a_component_fits_the_policy_world() {
     let legacy = inspect_policy(
         engine,
         &support::guest_path("policy-legacy-v0-1"),
-        options(),
+        &options(),
+        None,
     )
     .await
     .unwrap();
