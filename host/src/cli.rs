@@ -77,9 +77,23 @@ pub struct ServeArgs {
     /// Live sessions plus in-flight creates; 0 = unlimited.
     #[arg(long, env = "QSERVE_MAX_SESSIONS", default_value_t = 20)]
     pub max_sessions: u32,
-    /// Open client connections; 0 = unlimited.
+    /// Open client connections; 0 = unlimited. Past it a connection gets an
+    /// immediate 503 and is closed.
     #[arg(long, env = "QSERVE_MAX_CONNECTIONS", default_value_t = 256)]
     pub max_connections: usize,
+    /// Require the token even on a loopback bind (for /health too).
+    #[arg(long, env = "QSERVE_REQUIRE_AUTH")]
+    pub require_auth: bool,
+    /// A connection must send a whole request head within this long (ms; 0 = no limit).
+    #[arg(long, env = "QSERVE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request for this long is closed (ms; 0 = never).
+    #[arg(long, env = "QSERVE_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// A response (an SSE stream) whose client accepts no bytes for this long is
+    /// closed (ms; 0 = never).
+    #[arg(long, env = "QSERVE_WRITER_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub writer_idle_timeout_ms: u64,
     /// Events retained per session for `Last-Event-ID` replay.
     #[arg(long, env = "QSERVE_EVENT_RING_SIZE", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
     pub event_ring_size: u32,

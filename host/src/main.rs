@@ -85,7 +85,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if admin_token.is_some() && admin_token.as_deref() == token.as_deref().map(str::trim) {
         anyhow::bail!("--admin-token must differ from the client token: clients must not swap the policy");
     }
-    let bind = qserve_http::validate_bind(&args.hostname, token.as_deref())?;
+    let bind = qserve_http::validate_bind_with(&args.hostname, token.as_deref(), args.require_auth)?;
     let agent = AgentCommand::parse(&args.agent).context("invalid --agent")?;
     let engine = guests::engine(&args)?;
     let core = guests::core_loader(&engine, &args)?;
@@ -130,6 +130,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         loopback: bind.loopback,
         port: local.port(),
         max_connections: args.max_connections,
+        require_auth: args.require_auth,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        writer_idle_timeout: Duration::from_millis(args.writer_idle_timeout_ms),
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {

@@ -107,12 +107,16 @@ async fn a_table_bomb_and_a_log_flood_cannot_hurt_the_daemon() {
     let table = guest_component("policy-hostile-table");
     let daemon = daemon(&["--component", table.to_str().unwrap()], &[]).await;
     let ws = tempdir();
-    let (session, _) = create(&daemon, ws.path()).await;
-    let mut events = daemon.subscribe(&session, None).await;
-    prompt_ok(&daemon, &session, "permission edit").await;
-    let decision = wait_event(&mut events, "policy_decision", |_| true).await;
-    assert_eq!(decision["data"]["verdict"], "fault", "{decision}");
-    wait_chunk(&mut events, "outcome: cancelled").await;
+    // Every decision grows a table: even a session create fails closed,
+    // with the cap named, and the daemon goes on answering.
+    let (status, body) = daemon
+        .post_json("/session", &json!({ "cwd": ws.path().display().to_string() }))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "policy_refused");
+    assert!(body["error"].as_str().unwrap().contains("table"), "{body}");
+    let (status, _) = daemon.get_json("/health").await;
+    assert_eq!(status, StatusCode::OK);
 
     let flood = guest_component("policy-hostile-logflood");
     let daemon = common::daemon(&["--component", flood.to_str().unwrap()], &[]).await;

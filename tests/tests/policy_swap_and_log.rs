@@ -110,7 +110,12 @@ async fn sighup_and_the_admin_route_swap_and_every_stream_is_told() {
     assert_eq!(changed["data"]["previous"]["version"], "1");
     assert_eq!(active_policy(&s.daemon).await["version"], "2");
 
+    // The config is kept unless replaced: readonly refuses select-first's.
     let (status, body) = admin_put(&s.daemon, &json!({"component": "builtin:readonly"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("takes no configuration"), "{body}");
+    let (status, body) =
+        admin_put(&s.daemon, &json!({"component": "builtin:readonly", "config": ""})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let changed = wait_event(&mut events, "policy_changed", |_| true).await;
     assert_eq!(changed["data"]["policy"]["origin"], "builtin:readonly");
@@ -331,7 +336,7 @@ async fn hot_swap_under_load_loses_nothing_and_decides_nothing_twice() {
         .daemon
         .post_json(&format!("/session/{session}/cancel"), &json!({}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(load.await.unwrap(), StatusCode::OK);
     let report = wait_event(&mut events, "session_update", |e| {
         chunk_text(e).is_some_and(|t| t.starts_with("permissions: "))
