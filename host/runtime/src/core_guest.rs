@@ -8,6 +8,12 @@
 //! those sessions and continues their event ids. What is lost (retained
 //! events, pending permissions, in-flight creates) is reported to the caller
 //! in the [`CoreFault`].
+//!
+//! Unlike the policy, the core is called synchronously, from its owner
+//! thread: it is trusted and embedded, it imports nothing that can block
+//! (only `host.log`, a clock and random ids; no WASI), so a hang can only be
+//! Wasm code running, which the epoch deadline interrupts; and a synchronous
+//! call needs no fiber switch, which matters at a million events a second.
 
 use std::collections::HashMap;
 use std::sync::Arc;
