@@ -341,7 +341,6 @@ fn a_batch_is_ringed_in_order_with_consecutive_ids() {
 /// with a sentence saying so (instantiation and `configure` run under the
 /// same 2 s deadline as every core call; a rebuild after a fault too).
 #[test]
-#[ignore = "needs a core-faulty trigger: `configure` spins when max_pending_permissions = 0xDEAD (guests helper)"]
 fn a_core_whose_configure_hangs_fails_to_load_at_its_deadline() {
     let started = std::time::Instant::now();
     let err = CoreGuest::new(
