@@ -38,7 +38,8 @@ struct Compiler<'a> {
     mode: Mode,
     rules: Vec<Rule>,
     targets: Vec<Target>,
-    args_patterns: Vec<String>,
+    /// Each `argsPattern` and the line of its rule.
+    args_patterns: Vec<(String, usize)>,
 }
 
 fn invalid(line: usize, context: impl Into<String>, problem: impl Into<String>) -> RulesError {
@@ -485,7 +486,7 @@ impl Compiler<'_> {
                     .parse(pattern)
                     .map_err(|error| fail(format!("argsPattern is not a valid regex: {error}")))?;
                 summary.push(format!("argsPattern {pattern:?}"));
-                self.args_patterns.push(pattern.clone());
+                self.args_patterns.push((pattern.clone(), line));
                 Some(self.args_patterns.len() - 1)
             }
         };
@@ -551,20 +552,22 @@ impl Compiler<'_> {
         let args = if self.args_patterns.is_empty() {
             None
         } else {
-            Some(RegexSet::new(&self.args_patterns).map_err(|error| {
+            let patterns = self.args_patterns.iter().map(|(pattern, _)| pattern);
+            Some(RegexSet::new(patterns).map_err(|error| {
                 // Name the culprit: compile them one by one (error path only).
-                let culprit = self
-                    .args_patterns
-                    .iter()
-                    .find_map(|pattern| regex::Regex::new(pattern).err().map(|e| (pattern, e)));
+                let culprit = self.args_patterns.iter().find_map(|(pattern, line)| {
+                    regex::Regex::new(pattern)
+                        .err()
+                        .map(|error| (pattern, *line, error))
+                });
                 match culprit {
-                    Some((pattern, error)) => invalid(
-                        1,
+                    Some((pattern, line, error)) => invalid(
+                        line,
                         format!("argsPattern {pattern:?}"),
                         format!("not a usable regex: {error}"),
                     ),
                     None => invalid(
-                        1,
+                        self.args_patterns[0].1,
                         "argsPattern",
                         format!("the patterns do not compile together: {error}"),
                     ),

@@ -333,6 +333,15 @@ pub(crate) enum PathGlob {
 /// - `~` is refused: a policy has no home directory to expand it with;
 /// - `..` is refused in relative globs: resolved paths never contain it.
 pub(crate) fn parse_glob(text: &str) -> Result<PathGlob, String> {
+    let glob = normalize_glob(text)?;
+    let (PathGlob::Relative(pattern) | PathGlob::Absolute(pattern)) = &glob;
+    // Compiled once here for the message (naming the rule's line); the
+    // GlobSet compiles it again with the others.
+    add_glob(&mut GlobSetBuilder::new(), pattern)?;
+    Ok(glob)
+}
+
+fn normalize_glob(text: &str) -> Result<PathGlob, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err("an empty path glob".into());

@@ -1034,6 +1034,10 @@ fn bad_values_are_refused_with_their_line() {
         ),
         ("[files]\nworkspace = \"rw\"", "is not an access"),
         ("[files]\ndeny = [\"a[\"]", "not a valid glob"),
+        (
+            "\n\ndeny = [\"Read(src/[)\"]",
+            "line 3: deny entry \"Read(src/[)\": \"src/[\" is not a valid glob",
+        ),
         ("allow = 3", "invalid type"),
         ("allow = [", "rules config: line 1, column 10: "),
         (
