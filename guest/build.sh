@@ -35,7 +35,7 @@ wasm_target="wasm32-unknown-unknown"
 # The guest sources the embedded components are built from. Their hash is
 # recorded next to the embedded bytes so staleness is detectable without a
 # Wasm toolchain. Any directory named `target` is skipped.
-hashed_sources=(wit guest/legacy-wit guest/core-logic guest/policy-logic guest/components)
+hashed_sources=(wit guest/legacy-wit guest/core-logic guest/policy-logic guest/components guest/rules-logic)
 
 # cargo package name (or `wat:PATH` under guest/components for a WAT module)
 # → component name, and what each must import / export. Interface names are
@@ -55,6 +55,7 @@ components=(
     "qserve-guest-core-faulty|core-faulty|$core_host|$core_exports"
     "policy-default|policy-default|$policy_host|$policy_exports"
     "policy-readonly|policy-readonly|$policy_host|$policy_exports"
+    "policy-rules|policy-rules|$policy_host|$policy_exports"
     # Test guests: never embedded; the host's tests load them from target/guests.
     "policy-hostile-loop|policy-hostile-loop|$policy_host|$policy_exports"
     "policy-hostile-trap|policy-hostile-trap|$policy_host|$policy_exports"
@@ -70,7 +71,7 @@ components=(
     "policy-select-first|policy-select-first|$policy_host|$policy_exports"
 )
 # Only these are compiled into the host binary.
-embedded_components=(core policy-default policy-readonly)
+embedded_components=(core policy-default policy-readonly policy-rules)
 
 log() { printf '[guest/build] %s\n' "$*" >&2; }
 die() {

@@ -369,6 +369,18 @@ impl Ruleset {
 
     /// Decides a permission request.
     pub fn evaluate(&self, ctx: &Context, call: &ToolCall) -> Outcome {
+        self.evaluate_traced(ctx, call).0
+    }
+
+    /// Every rule's label (`deny rule "Bash(git push)"`), in config order:
+    /// what `policy test --coverage` checks off.
+    pub fn rule_labels(&self) -> Vec<String> {
+        self.rules.iter().map(|rule| rule.label.clone()).collect()
+    }
+
+    /// [`Ruleset::evaluate`], plus the label of the rule that decided (none
+    /// when a default or a mode decided).
+    pub fn evaluate_traced(&self, ctx: &Context, call: &ToolCall) -> (Outcome, Option<String>) {
         let host = if self.domains.is_empty() {
             None
         } else {
@@ -409,14 +421,21 @@ impl Ruleset {
                 .part(&scope, PartRef::Whole, &mut scratch)
                 .expect("a whole call always gets a verdict"),
         };
-        Outcome {
+        let rule = match verdict.why {
+            Why::Rule(rule) | Why::Uncovered(rule, _) => {
+                Some(self.rules[rule as usize].label.clone())
+            }
+            _ => None,
+        };
+        let outcome = Outcome {
             decision: verdict.decision,
             reason: self.words(verdict.why),
             timeout_ms: match verdict.decision {
                 Decision::Ask => verdict.timeout_ms.or(self.ask_timeout_ms),
                 _ => None,
             },
-        }
+        };
+        (outcome, rule)
     }
 
     /// The best rule for one part, or the default, with the overlays.

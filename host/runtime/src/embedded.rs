@@ -7,7 +7,7 @@
 /// The default core component (session registry, event ring, permissions).
 pub static EMBEDDED_CORE: &[u8] = include_bytes!("../embedded/core.wasm");
 
-/// The policies that ship inside qserve-host, chosen with `--policy builtin:NAME`.
+/// The policies that ship inside qserve-host, chosen with `--component builtin:NAME`.
 pub mod builtin {
     /// A policy component compiled into the binary.
     #[derive(Debug)]
@@ -17,7 +17,7 @@ pub mod builtin {
         pub bytes: &'static [u8],
     }
 
-    static ALL: [Builtin; 2] = [
+    static ALL: [Builtin; 3] = [
         // Asks the clients about every permission; allows file access inside
         // the workspace.
         Builtin {
@@ -28,6 +28,12 @@ pub mod builtin {
         Builtin {
             name: "builtin:readonly",
             bytes: include_bytes!("../embedded/policy-readonly.wasm"),
+        },
+        // The operator's permission rules in TOML (--policy-config); see
+        // guest/rules-logic/README.md.
+        Builtin {
+            name: "builtin:rules",
+            bytes: include_bytes!("../embedded/policy-rules.wasm"),
         },
     ];
 

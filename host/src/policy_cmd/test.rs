@@ -38,8 +38,6 @@ pub async fn run(
     };
     let component = engine.load_component(policy_spec)?;
     let mut policies: HashMap<String, Result<Policy, String>> = HashMap::new();
-    // Every reason a decision gave (for --coverage).
-    let mut reasons: Vec<String> = Vec::new();
     let (mut passed, mut failed) = (0usize, 0usize);
     for (index, case) in table.cases.iter().enumerate() {
         let name = if case.name.is_empty() {
@@ -54,7 +52,6 @@ pub async fn run(
             &mut policies,
             case,
             &defaults,
-            &mut reasons,
         )
         .await
         {
@@ -71,7 +68,7 @@ pub async fn run(
         }
     }
     if coverage {
-        print_coverage(&defaults, &table.cases, &reasons);
+        print_coverage(&defaults, &table.cases);
     }
     let total = passed + failed;
     if total == 0 {
@@ -93,7 +90,6 @@ async fn check(
     policies: &mut HashMap<String, Result<Policy, String>>,
     case: &Case,
     defaults: &Defaults,
-    reasons: &mut Vec<String>,
 ) -> Result<(), String> {
     let inputs = case
         .inputs(defaults)
@@ -138,7 +134,6 @@ async fn check(
         .as_ref()
         .map_err(|message| format!("the policy refused this case's config: {message}"))?;
     let got = decide(policy, case.kind, &inputs).await;
-    reasons.push(got.reason.clone());
     let wanted = Outcome {
         verdict: expect.clone(),
         option: case.option.clone(),
@@ -169,37 +164,103 @@ fn reason_holds(case: &Case, reason: &str) -> Result<(), String> {
     }
 }
 
-/// `--coverage` for `builtin:rules`: the rules of the table's config that no
-/// decision named in its reason. Each rules decision names its rule
-/// (`rule "…"`) in its reason.
-fn print_coverage(defaults: &Defaults, cases: &[Case], reasons: &[String]) {
-    let mut configs: Vec<String> = cases
-        .iter()
-        .filter_map(|c| c.config.clone().or_else(|| defaults.config.clone()))
-        .collect();
-    configs.sort();
-    configs.dedup();
-    let mut unexercised = Vec::new();
-    for config in &configs {
-        for rule in rule_labels(config) {
-            if !reasons.iter().any(|reason| reason.contains(&rule)) {
-                unexercised.push(rule);
-            }
+/// `--coverage` for `builtin:rules`: the rules of each config the cases use
+/// that decided no case. The rules are evaluated natively on the same inputs
+/// (the component runs the same `qserve-rules-logic`), which tells which
+/// rule decided even when its reason is custom.
+fn print_coverage(defaults: &Defaults, cases: &[Case]) {
+    use std::collections::BTreeMap;
+    let mut decided: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for case in cases.iter().filter(|c| c.kind == CaseKind::Permission) {
+        let Ok(inputs) = case.inputs(defaults) else { continue };
+        let entry = decided.entry(inputs.config.clone()).or_insert_with(|| {
+            let labels = qserve_rules_logic::Ruleset::parse(&inputs.config)
+                .map(|rules| rules.rule_labels())
+                .unwrap_or_default();
+            (labels, Vec::new())
+        });
+        let Ok(rules) = qserve_rules_logic::Ruleset::parse(&inputs.config) else { continue };
+        let (_, rule) = rules.evaluate_traced(&native::context(&inputs.context), &native::call(&inputs.call));
+        if let Some(rule) = rule {
+            entry.1.push(rule);
         }
     }
+    let mut unexercised: Vec<String> = decided
+        .into_values()
+        .flat_map(|(labels, hit)| labels.into_iter().filter(move |l| !hit.contains(l)))
+        .collect();
     unexercised.sort();
     unexercised.dedup();
     if unexercised.is_empty() {
-        println!("coverage: every rule was exercised");
+        println!("coverage: every rule decided at least one case");
     } else {
-        println!("coverage: {} rules no case exercised:", unexercised.len());
+        println!("coverage: {} rules decided no case:", unexercised.len());
         for rule in unexercised {
             println!("  {rule}");
         }
     }
 }
 
-/// The labels `builtin:rules` names its rules by in reasons.
-fn rule_labels(_config: &str) -> Vec<String> {
-    Vec::new()
+/// The contract's host-side types as the plain-Rust policy logic takes them.
+mod native {
+    use qserve_policy_logic as logic;
+    use qserve_runtime as rt;
+
+    pub fn context(ctx: &rt::Context) -> logic::Context {
+        logic::Context {
+            session_id: ctx.session_id.clone(),
+            workspace: ctx.workspace.clone(),
+            agent: logic::AgentInfo {
+                name: ctx.agent.name.clone(),
+                command: ctx.agent.command.clone(),
+                mode: ctx.agent.mode.clone(),
+            },
+            scope: match ctx.scope {
+                rt::SessionScope::Single => logic::SessionScope::Single,
+                rt::SessionScope::Thread => logic::SessionScope::Thread,
+            },
+            phase: match ctx.phase {
+                rt::Phase::Create => logic::Phase::Create,
+                rt::Phase::Attach => logic::Phase::Attach,
+                rt::Phase::Running => logic::Phase::Running,
+            },
+        }
+    }
+
+    fn kind(kind: &rt::ToolKind) -> logic::ToolKind {
+        match kind {
+            rt::ToolKind::Read => logic::ToolKind::Read,
+            rt::ToolKind::Edit => logic::ToolKind::Edit,
+            rt::ToolKind::Delete => logic::ToolKind::Delete,
+            rt::ToolKind::Move => logic::ToolKind::Move,
+            rt::ToolKind::Search => logic::ToolKind::Search,
+            rt::ToolKind::Execute => logic::ToolKind::Execute,
+            rt::ToolKind::Think => logic::ToolKind::Think,
+            rt::ToolKind::Fetch => logic::ToolKind::Fetch,
+            rt::ToolKind::SwitchMode => logic::ToolKind::SwitchMode,
+            rt::ToolKind::Other(other) => logic::ToolKind::Other(other.clone()),
+        }
+    }
+
+    pub fn call(call: &rt::ToolCall) -> logic::ToolCall {
+        logic::ToolCall {
+            tool_call_id: call.tool_call_id.clone(),
+            kind: kind(&call.kind),
+            tool_name: call.tool_name.clone(),
+            title: call.title.clone(),
+            command: call.command.clone(),
+            url: call.url.clone(),
+            locations: call
+                .locations
+                .iter()
+                .map(|p| logic::ResolvedPath {
+                    requested: p.requested.clone(),
+                    resolved: p.resolved.clone(),
+                    inside_workspace: p.inside_workspace,
+                    exists: p.exists,
+                })
+                .collect(),
+            raw_input: call.raw_input.clone(),
+        }
+    }
 }
