@@ -16,7 +16,10 @@ use serde_json::Value;
 fn qserve_host(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(qserve_host_path())
         .args(args)
-        .env("QSERVE_CACHE_DIR", qserve_e2e::daemon::shared_component_cache())
+        .env(
+            "QSERVE_CACHE_DIR",
+            qserve_e2e::daemon::shared_component_cache(),
+        )
         .env_remove("QSERVE_COMPONENT")
         .env_remove("QSERVE_POLICY_CONFIG")
         .output()
@@ -29,7 +32,9 @@ fn qserve_host(args: &[&str]) -> (i32, String, String) {
 }
 
 fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
 }
 
 #[test]
@@ -44,6 +49,30 @@ fn every_shipped_policy_passes_its_case_table() {
         assert!(out.contains(" passed, 0 failed"), "{out}");
         assert!(!err.contains("INFO"), "no INFO lines: {err}");
     }
+}
+
+#[test]
+fn builtin_rules_passes_its_table_through_the_component_and_reports_coverage() {
+    let table = repo_file("tests/policy-cases/rules.toml");
+    let config = repo_file("guest/rules-logic/examples/rules.toml");
+    let (code, out, err) = qserve_host(&[
+        "policy",
+        "test",
+        "builtin:rules",
+        table.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--coverage",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    // The example's rules no case of the table exercises, by name.
+    assert!(out.contains("rules decided no case"), "{out}");
+    assert!(out.contains(r#"allow rule "Bash(ls)""#), "{out}");
+    assert!(
+        !out.contains(r#"deny rule "Bash(rm -rf)""#),
+        "exercised: {out}"
+    );
 }
 
 #[test]
@@ -67,13 +96,23 @@ expect = "allow"
 "#,
     )
     .unwrap();
-    let (code, out, _) = qserve_host(&["policy", "test", "builtin:default", table.to_str().unwrap()]);
+    let (code, out, _) =
+        qserve_host(&["policy", "test", "builtin:default", table.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL  edits are allowed once (wrong for default)"), "{out}");
+    assert!(
+        out.contains("FAIL  edits are allowed once (wrong for default)"),
+        "{out}"
+    );
     assert!(out.contains("expected: select allow_once"), "{out}");
     assert!(out.contains("got:      ask"), "{out}");
-    assert!(out.contains("asking the clients"), "the policy's reason: {out}");
-    assert!(out.trim_end().ends_with("policy test: 1 passed, 1 failed"), "{out}");
+    assert!(
+        out.contains("asking the clients"),
+        "the policy's reason: {out}"
+    );
+    assert!(
+        out.trim_end().ends_with("policy test: 1 passed, 1 failed"),
+        "{out}"
+    );
 
     // A misspelt expectation is an error, never a pass.
     std::fs::write(
@@ -81,7 +120,8 @@ expect = "allow"
         "version = 1\n[[case]]\nname = \"x\"\nkind = \"session\"\nexpcet = \"allow\"\n",
     )
     .unwrap();
-    let (code, _, err) = qserve_host(&["policy", "test", "builtin:default", table.to_str().unwrap()]);
+    let (code, _, err) =
+        qserve_host(&["policy", "test", "builtin:default", table.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(err.contains("unknown field `expcet`"), "{err}");
 }
@@ -105,7 +145,10 @@ fn eval_prints_one_decision_with_its_reason_and_latency() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("verdict: reject"), "{out}");
-    assert!(out.contains("reason:  the readonly policy rejects execute tools"), "{out}");
+    assert!(
+        out.contains("reason:  the readonly policy rejects execute tools"),
+        "{out}"
+    );
     assert!(out.contains("latency: ") && out.contains(" ms"), "{out}");
     assert!(out.contains("policy:  readonly"), "{out}");
 }
@@ -142,7 +185,8 @@ async fn wait_for_records(path: &Path, n: usize, with_shadow: bool) -> Vec<Value
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let found = records(path);
-        let ready = found.len() >= n && (!with_shadow || found.iter().all(|r| r.get("shadow").is_some()));
+        let ready =
+            found.len() >= n && (!with_shadow || found.iter().all(|r| r.get("shadow").is_some()));
         if ready || tokio::time::Instant::now() >= deadline {
             return found;
         }
@@ -184,7 +228,12 @@ async fn replay_finds_no_difference_against_the_same_policy_and_the_expected_one
     assert!(out.contains("replayed 5 decisions"), "{out}");
     assert!(out.contains("differences: 0"), "{out}");
 
-    let (code, out, err) = qserve_host(&["policy", "replay", "builtin:readonly", log.to_str().unwrap()]);
+    let (code, out, err) = qserve_host(&[
+        "policy",
+        "replay",
+        "builtin:readonly",
+        log.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     // readonly rejects the edit and the execute, allows the read (once) and
     // the file read inside the workspace, and admits the session.
@@ -215,7 +264,82 @@ async fn a_shadow_policy_is_recorded_and_never_acted_on() {
     assert_eq!(permission["optionId"], "proceed_once");
     assert_eq!(permission["shadow"]["verdict"], "reject", "{permission}");
     assert_eq!(permission["shadow"]["policy"]["name"], "readonly");
-    assert!(permission["shadow"]["reason"].as_str().unwrap().contains("rejects edit"));
-    let session_record = found.iter().find(|r| r["kind"] == "session_create").unwrap();
+    assert!(permission["shadow"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("rejects edit"));
+    let session_record = found
+        .iter()
+        .find(|r| r["kind"] == "session_create")
+        .unwrap();
     assert_eq!(session_record["shadow"]["verdict"], "allow");
+}
+
+#[tokio::test]
+async fn builtin_rules_decides_live_and_a_config_whose_example_fails_is_refused_on_reload() {
+    let config = repo_file("guest/rules-logic/examples/rules.toml");
+    let mut options = DaemonOptions::with_agent(fake_agent_path().display().to_string());
+    options.args.extend(
+        [
+            "--component",
+            "builtin:rules",
+            "--policy-config",
+            config.to_str().unwrap(),
+        ]
+        .map(str::to_owned),
+    );
+    options
+        .envs
+        .push(("QSERVE_ADMIN_TOKEN".into(), "rules-admin".into()));
+    // A debug build compiles builtin:rules (1.7 MB) in tens of seconds when
+    // the shared cache is cold (scripts/test.sh warms it first).
+    options.startup_timeout = Duration::from_secs(300);
+    let daemon = Daemon::start(options).await;
+    let ws = tempdir();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let mut events = daemon.subscribe(&session, None).await;
+    // A read inside the workspace: allowed by the rules, no client asked.
+    prompt_ok(&daemon, &session, "permission read").await;
+    wait_chunk(&mut events, "outcome: selected proceed_once").await;
+    // An edit: asked.
+    let edit = {
+        let url = daemon.url(&format!("/session/{session}/prompt"));
+        let http = daemon.http().clone();
+        tokio::spawn(async move {
+            http.post(url)
+                .json(&serde_json::json!({"prompt": [{"type": "text", "text": "permission edit"}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let asked = wait_event(&mut events, "permission_request", |_| true).await;
+    let request_id = asked["data"]["requestId"].as_str().unwrap().to_owned();
+    daemon
+        .post_json(
+            &format!("/permission/{request_id}"),
+            &serde_json::json!({"outcome": {"outcome": "cancelled"}}),
+        )
+        .await;
+    assert!(edit.await.unwrap().is_success());
+
+    // A reload whose [[example]] does not hold is refused; the rules stay.
+    let broken = "deny = [\"Bash(git push)\"]\n[[example]]\nname = \"push is fine\"\ntool = \"Bash\"\ncommand = \"git push\"\nexpect = \"allow\"\n";
+    let response = daemon
+        .http()
+        .put(daemon.url("/admin/policy"))
+        .bearer_auth("rules-admin")
+        .json(&serde_json::json!({"config": broken}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("push is fine"),
+        "{body}"
+    );
+    prompt_ok(&daemon, &session, "permission read").await;
+    wait_chunk(&mut events, "outcome: selected proceed_once").await;
 }

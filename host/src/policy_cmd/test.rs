@@ -45,15 +45,7 @@ pub async fn run(
         } else {
             case.name.clone()
         };
-        let verdict = match check(
-            engine,
-            &component,
-            options,
-            &mut policies,
-            case,
-            &defaults,
-        )
-        .await
+        let verdict = match check(engine, &component, options, &mut policies, case, &defaults).await
         {
             Ok(()) => {
                 passed += 1;
@@ -172,15 +164,22 @@ fn print_coverage(defaults: &Defaults, cases: &[Case]) {
     use std::collections::BTreeMap;
     let mut decided: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
     for case in cases.iter().filter(|c| c.kind == CaseKind::Permission) {
-        let Ok(inputs) = case.inputs(defaults) else { continue };
+        let Ok(inputs) = case.inputs(defaults) else {
+            continue;
+        };
         let entry = decided.entry(inputs.config.clone()).or_insert_with(|| {
             let labels = qserve_rules_logic::Ruleset::parse(&inputs.config)
                 .map(|rules| rules.rule_labels())
                 .unwrap_or_default();
             (labels, Vec::new())
         });
-        let Ok(rules) = qserve_rules_logic::Ruleset::parse(&inputs.config) else { continue };
-        let (_, rule) = rules.evaluate_traced(&native::context(&inputs.context), &native::call(&inputs.call));
+        let Ok(rules) = qserve_rules_logic::Ruleset::parse(&inputs.config) else {
+            continue;
+        };
+        let (_, rule) = rules.evaluate_traced(
+            &native::context(&inputs.context),
+            &native::call(&inputs.call),
+        );
         if let Some(rule) = rule {
             entry.1.push(rule);
         }
