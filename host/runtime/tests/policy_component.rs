@@ -379,7 +379,7 @@ async fn init_refusing_its_configuration_refuses_the_load() {
 #[tokio::test]
 async fn builtins_are_found_by_name_and_load() {
     let names: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
-    assert_eq!(names, ["builtin:default", "builtin:readonly"]);
+    assert_eq!(names, ["builtin:default", "builtin:readonly", "builtin:rules"]);
     assert!(builtin::find("builtin:readonly").is_some());
     assert!(
         builtin::find("readonly").is_none(),
@@ -403,7 +403,7 @@ async fn builtins_are_found_by_name_and_load() {
     assert_eq!(
         err.to_string(),
         "there is no built-in policy `builtin:permissive`; the built-in policies are: \
-         builtin:default, builtin:readonly"
+         builtin:default, builtin:readonly, builtin:rules"
     );
     // A path works the same way.
     let by_path = engine
