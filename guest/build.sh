@@ -38,7 +38,7 @@ wasm_target="wasm32-unknown-unknown"
 # The guest sources the embedded components are built from. Their hash is
 # recorded next to the embedded bytes so staleness is detectable without a
 # Wasm toolchain. Any directory named `target` is skipped.
-hashed_sources=(wit guest/legacy-wit guest/core-logic guest/policy-logic guest/components)
+hashed_sources=(wit guest/legacy-wit guest/core-logic guest/policy-logic guest/components guest/rules-logic)
 # The SDK the policies are exported through, and the cedar policy's logic.
 hashed_sources+=(guest/sdk guest/cedar-logic)
 
@@ -61,6 +61,7 @@ components=(
     "policy-cedar|policy-cedar|$policy_host|$policy_exports"
     "policy-default|policy-default|$policy_host|$policy_exports"
     "policy-readonly|policy-readonly|$policy_host|$policy_exports"
+    "policy-rules|policy-rules|$policy_host|$policy_exports"
     # Test guests: never embedded; the host's tests load them from target/guests.
     "policy-hostile-loop|policy-hostile-loop|$policy_host|$policy_exports"
     "policy-hostile-trap|policy-hostile-trap|$policy_host|$policy_exports"
@@ -76,7 +77,7 @@ components=(
     "policy-select-first|policy-select-first|$policy_host|$policy_exports"
 )
 # Only these are compiled into the host binary.
-embedded_components=(core policy-default policy-readonly)
+embedded_components=(core policy-default policy-readonly policy-rules)
 embedded_components+=(policy-cedar)
 # The starter policy crate authors copy: built by every full build (into
 # target/guests/ like the test guests) so that it keeps building.

@@ -38,6 +38,42 @@ pub enum PolicyCommand {
     Check { policy: String },
     /// List the policies compiled into this binary (name, version, sha256).
     List,
+    /// Run a case table against a policy (like `opa test`); exits 1 on a failure.
+    Test {
+        /// A component file or `builtin:NAME`.
+        policy: String,
+        /// The case table (TOML; format at the top of examples/policies/cases.toml).
+        cases: PathBuf,
+        /// A config for every case that sets none (overrides the table's `config`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// For `builtin:rules`: list the rules no case exercised.
+        #[arg(long)]
+        coverage: bool,
+    },
+    /// Print one decision with its reason and latency (like `opa eval`).
+    Eval {
+        policy: String,
+        /// One decision input (JSON, the shape of a case).
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run a candidate policy over a decision log and report what it would
+    /// have decided differently.
+    Replay {
+        policy: String,
+        /// A `--decision-log` file (JSON lines).
+        decisions: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How many differences to print in full.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+    },
+    /// Write a new Rust policy crate, built on the qserve-policy SDK, into NAME/.
+    New { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,7 +100,12 @@ pub struct ServeArgs {
     pub port: u16,
     /// Bearer token clients must send (prefer --token-file or the QSERVE_TOKEN
     /// environment variable: argv is visible to other users of the machine).
-    #[arg(long, env = "QSERVE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    #[arg(
+        long,
+        env = "QSERVE_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
     /// Read the client token from this file (first line; keeps it off argv
     /// and out of the environment).
@@ -77,9 +118,23 @@ pub struct ServeArgs {
     /// Live sessions plus in-flight creates; 0 = unlimited.
     #[arg(long, env = "QSERVE_MAX_SESSIONS", default_value_t = 20)]
     pub max_sessions: u32,
-    /// Open client connections; 0 = unlimited.
+    /// Open client connections; 0 = unlimited. Past it a connection gets an
+    /// immediate 503 and is closed.
     #[arg(long, env = "QSERVE_MAX_CONNECTIONS", default_value_t = 256)]
     pub max_connections: usize,
+    /// Require the token even on a loopback bind (for /health too).
+    #[arg(long, env = "QSERVE_REQUIRE_AUTH")]
+    pub require_auth: bool,
+    /// A connection must send a whole request head within this long (ms; 0 = no limit).
+    #[arg(long, env = "QSERVE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request for this long is closed (ms; 0 = never).
+    #[arg(long, env = "QSERVE_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// A response (an SSE stream) whose client accepts no bytes for this long is
+    /// closed (ms; 0 = never).
+    #[arg(long, env = "QSERVE_WRITER_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub writer_idle_timeout_ms: u64,
     /// Events retained per session for `Last-Event-ID` replay.
     #[arg(long, env = "QSERVE_EVENT_RING_SIZE", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
     pub event_ring_size: u32,
@@ -98,6 +153,13 @@ pub struct ServeArgs {
     /// at start-up and on every reload.
     #[arg(long, env = "QSERVE_COMPONENT_SHA256", value_parser = parse_sha256)]
     pub component_sha256: Option<String>,
+    /// A candidate policy that decides on live traffic too; only its verdicts
+    /// are recorded (in the decision log, next to the real one), never acted on.
+    #[arg(long, env = "QSERVE_SHADOW_COMPONENT")]
+    pub shadow_component: Option<String>,
+    /// The shadow policy's configuration.
+    #[arg(long, env = "QSERVE_SHADOW_CONFIG", requires = "shadow_component")]
+    pub shadow_config: Option<PathBuf>,
     /// Append every policy decision to this file as one JSON line
     /// (reopened on SIGHUP, for logrotate).
     #[arg(long, env = "QSERVE_DECISION_LOG")]
@@ -107,7 +169,7 @@ pub struct ServeArgs {
     pub core_component: Option<PathBuf>,
     /// The policy's configuration document, handed to its `init` as is (a
     /// policy that refuses it stops the start, or a reload). SIGHUP re-reads it.
-    #[arg(long, env = "QSERVE_POLICY_CONFIG")]
+    #[arg(long, global = true, env = "QSERVE_POLICY_CONFIG")]
     pub policy_config: Option<PathBuf>,
     /// How long a permission request waits for the clients' votes (seconds) before
     /// it resolves `cancelled`, unless the policy sets its own timeout.
@@ -117,10 +179,20 @@ pub struct ServeArgs {
     #[arg(long, env = "QSERVE_MAX_PENDING_PERMISSIONS", default_value_t = 64)]
     pub max_pending_permissions: u32,
     /// Longest a single policy decision may run (milliseconds).
-    #[arg(long, env = "QSERVE_POLICY_DEADLINE_MS", default_value_t = 50)]
+    #[arg(
+        long,
+        global = true,
+        env = "QSERVE_POLICY_DEADLINE_MS",
+        default_value_t = 50
+    )]
     pub policy_deadline_ms: u64,
     /// Most memory the policy may hold (MiB).
-    #[arg(long, env = "QSERVE_POLICY_MEMORY_MIB", default_value_t = 64)]
+    #[arg(
+        long,
+        global = true,
+        env = "QSERVE_POLICY_MEMORY_MIB",
+        default_value_t = 64
+    )]
     pub policy_memory_mib: usize,
     /// How long an agent may take to answer `initialize` (seconds).
     #[arg(long, env = "QSERVE_INIT_TIMEOUT", default_value_t = 10)]
@@ -129,7 +201,7 @@ pub struct ServeArgs {
     #[arg(long, env = "QSERVE_MAX_LINE_BYTES", default_value_t = 16 << 20)]
     pub max_line_bytes: usize,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/qserve).
-    #[arg(long, env = "QSERVE_CACHE_DIR")]
+    #[arg(long, global = true, env = "QSERVE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Log format on stderr. Filter with RUST_LOG (default: info).
     #[arg(long, env = "QSERVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use qserve_runtime::{CoreGuest, CoreLimits, EngineOptions, GuestEngine, PolicyOptions, EMBEDDED_CORE};
+use qserve_runtime::{
+    CoreGuest, CoreLimits, EngineOptions, GuestEngine, PolicyOptions, EMBEDDED_CORE,
+};
 
 use crate::cli::ServeArgs;
 use crate::policy::slot::{ComponentSpec, ConfigSpec, PolicySlot, PolicySources};
@@ -46,7 +48,10 @@ pub fn policy_sources(args: &ServeArgs) -> PolicySources {
 }
 
 /// Load and `init`-check the start-up policy.
-pub async fn load_policy(engine: &GuestEngine, args: &ServeArgs) -> anyhow::Result<Arc<PolicySlot>> {
+pub async fn load_policy(
+    engine: &GuestEngine,
+    args: &ServeArgs,
+) -> anyhow::Result<Arc<PolicySlot>> {
     let slot = PolicySlot::load(
         engine.clone(),
         policy_options(args),
@@ -63,6 +68,30 @@ pub async fn load_policy(engine: &GuestEngine, args: &ServeArgs) -> anyhow::Resu
         "policy loaded"
     );
     Ok(Arc::new(slot))
+}
+
+/// `--shadow-component`, if any: loaded like the policy (no pin: it decides
+/// nothing).
+pub async fn load_shadow(
+    engine: &GuestEngine,
+    args: &ServeArgs,
+) -> anyhow::Result<Option<Arc<PolicySlot>>> {
+    let Some(component) = &args.shadow_component else {
+        return Ok(None);
+    };
+    let sources = PolicySources {
+        component: ComponentSpec::Named(component.clone()),
+        config: match &args.shadow_config {
+            Some(path) => ConfigSpec::Path(path.clone()),
+            None => ConfigSpec::None,
+        },
+    };
+    let slot = PolicySlot::load(engine.clone(), policy_options(args), None, sources)
+        .await
+        .context("cannot load --shadow-component")?;
+    let info = slot.info();
+    tracing::info!(shadow = %info.name, version = %info.version, sha256 = %info.sha256, "shadow policy loaded: its verdicts are recorded, never acted on");
+    Ok(Some(Arc::new(slot)))
 }
 
 fn core_limits(args: &ServeArgs) -> CoreLimits {

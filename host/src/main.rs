@@ -30,7 +30,14 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     // Subcommands print their answer, not the daemon's INFO chatter.
-    init_logging(cli.serve.log_format, if cli.command.is_some() { "warn" } else { "info" });
+    init_logging(
+        cli.serve.log_format,
+        if cli.command.is_some() {
+            "warn"
+        } else {
+            "info"
+        },
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -83,13 +90,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
     if admin_token.is_some() && admin_token.as_deref() == token.as_deref().map(str::trim) {
-        anyhow::bail!("--admin-token must differ from the client token: clients must not swap the policy");
+        anyhow::bail!(
+            "--admin-token must differ from the client token: clients must not swap the policy"
+        );
     }
-    let bind = qserve_http::validate_bind(&args.hostname, token.as_deref())?;
+    let bind =
+        qserve_http::validate_bind_with(&args.hostname, token.as_deref(), args.require_auth)?;
     let agent = AgentCommand::parse(&args.agent).context("invalid --agent")?;
     let engine = guests::engine(&args)?;
     let core = guests::core_loader(&engine, &args)?;
     let policy = guests::load_policy(&engine, &args).await?;
+    let shadow = guests::load_shadow(&engine, &args).await?;
     let decisions = match &args.decision_log {
         Some(path) => policy::decision_log::DecisionLog::open(path)
             .with_context(|| format!("cannot open --decision-log {}", path.display()))?,
@@ -118,7 +129,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         stop_grace: Duration::from_secs(3),
     };
     let policy_info = policy.info();
-    let bridge = Bridge::new(config, core, policy, decisions);
+    let bridge = Bridge::new(config, core, policy, shadow, decisions);
 
     let listener = tokio::net::TcpListener::bind((bind.listen_host.as_str(), args.port))
         .await
@@ -130,6 +141,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         loopback: bind.loopback,
         port: local.port(),
         max_connections: args.max_connections,
+        require_auth: args.require_auth,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        writer_idle_timeout: Duration::from_millis(args.writer_idle_timeout_ms),
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {

@@ -28,7 +28,9 @@ async fn report(daemon: &Daemon, session: &str, command: &str, expect_prefix: &s
 
 async fn daemon_with(policy: &str, token: Option<&str>) -> Daemon {
     let mut options = DaemonOptions::with_agent(fake_agent_path().display().to_string());
-    options.args.extend(["--component".to_owned(), policy.to_owned()]);
+    options
+        .args
+        .extend(["--component".to_owned(), policy.to_owned()]);
     options.token = token.map(str::to_owned);
     Daemon::start(options).await
 }
@@ -44,7 +46,13 @@ async fn the_token_never_leaks_through_the_fs_proxy_whatever_the_policy_says() {
     let (session, _) = create(&daemon, ws.path()).await;
 
     // The proxy works (so the refusals below are not a broken proxy).
-    let ok = report(&daemon, &session, &format!("read {}/ok.txt", ws.path().display()), "read:").await;
+    let ok = report(
+        &daemon,
+        &session,
+        &format!("read {}/ok.txt", ws.path().display()),
+        "read:",
+    )
+    .await;
     assert_eq!(ok, "read: ok fine\n");
 
     let daemon_pid = daemon.pid();
@@ -104,13 +112,29 @@ async fn escapes_from_the_workspace_are_refused_by_the_default_policy() {
         let text = report(&daemon, &session, &format!("write {path} pwned"), "write:").await;
         assert!(text.starts_with("write: error -32001"), "{path}: {text}");
     }
-    let left: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("secret.txt")], "nothing was created outside");
+    let left: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("secret.txt")],
+        "nothing was created outside"
+    );
 
     // A write inside the workspace, into a new directory, still works.
-    let text = report(&daemon, &session, &format!("write {ws_s}/new/dir/f.txt hello"), "write:").await;
+    let text = report(
+        &daemon,
+        &session,
+        &format!("write {ws_s}/new/dir/f.txt hello"),
+        "write:",
+    )
+    .await;
     assert_eq!(text, "write: ok");
-    assert_eq!(std::fs::read_to_string(ws.join("new/dir/f.txt")).unwrap(), "hello");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("new/dir/f.txt")).unwrap(),
+        "hello"
+    );
 }
 
 #[test]
@@ -144,7 +168,11 @@ fn the_daemon_is_not_dumpable_so_same_user_agents_cannot_read_its_environ() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(listening.is_some(), "the daemon started as nobody");
-    assert_eq!(owner.unwrap(), 0, "/proc/<daemon>/environ is not readable by its own user");
+    assert_eq!(
+        owner.unwrap(),
+        0,
+        "/proc/<daemon>/environ is not readable by its own user"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +181,9 @@ async fn a_token_file_keeps_the_token_off_argv_and_out_of_the_environment() {
     let file = dir.path().join("token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
     let mut options = DaemonOptions::with_agent(fake_agent_path().display().to_string());
-    options.args.extend(["--token-file".to_owned(), file.display().to_string()]);
+    options
+        .args
+        .extend(["--token-file".to_owned(), file.display().to_string()]);
     let daemon = Daemon::start(options).await;
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", daemon.pid())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains(TOKEN));
@@ -166,7 +196,11 @@ async fn a_token_file_keeps_the_token_off_argv_and_out_of_the_environment() {
         .await
         .unwrap()
         .status();
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the file's token is enforced");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the file's token is enforced"
+    );
     let status = daemon
         .http()
         .get(daemon.url("/capabilities"))
@@ -187,4 +221,29 @@ async fn a_token_file_keeps_the_token_off_argv_and_out_of_the_environment() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
+}
+
+#[tokio::test]
+async fn no_token_variable_reaches_the_agent() {
+    let mut options = DaemonOptions::with_agent(fake_agent_path().display().to_string());
+    options.token = Some(TOKEN.to_owned());
+    options.envs.extend([
+        ("QSERVE_ADMIN_TOKEN".to_owned(), "admin-tok-xyz".to_owned()),
+        ("QWEN_SERVER_TOKEN".to_owned(), "qwen-tok-xyz".to_owned()),
+        ("UNRELATED_VARIABLE".to_owned(), "1".to_owned()),
+    ]);
+    let daemon = Daemon::start(options).await;
+    let ws = tempdir();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let text = report(
+        &daemon,
+        &session,
+        "env QSERVE_TOKEN QSERVE_ADMIN_TOKEN QWEN_SERVER_TOKEN UNRELATED_VARIABLE",
+        "env:",
+    )
+    .await;
+    assert_eq!(
+        text,
+        "env: QSERVE_TOKEN=unset QSERVE_ADMIN_TOKEN=unset QWEN_SERVER_TOKEN=unset UNRELATED_VARIABLE=set"
+    );
 }

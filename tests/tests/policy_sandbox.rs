@@ -107,12 +107,19 @@ async fn a_table_bomb_and_a_log_flood_cannot_hurt_the_daemon() {
     let table = guest_component("policy-hostile-table");
     let daemon = daemon(&["--component", table.to_str().unwrap()], &[]).await;
     let ws = tempdir();
-    let (session, _) = create(&daemon, ws.path()).await;
-    let mut events = daemon.subscribe(&session, None).await;
-    prompt_ok(&daemon, &session, "permission edit").await;
-    let decision = wait_event(&mut events, "policy_decision", |_| true).await;
-    assert_eq!(decision["data"]["verdict"], "fault", "{decision}");
-    wait_chunk(&mut events, "outcome: cancelled").await;
+    // Every decision grows a table: even a session create fails closed,
+    // with the cap named, and the daemon goes on answering.
+    let (status, body) = daemon
+        .post_json(
+            "/session",
+            &json!({ "cwd": ws.path().display().to_string() }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "policy_refused");
+    assert!(body["error"].as_str().unwrap().contains("table"), "{body}");
+    let (status, _) = daemon.get_json("/health").await;
+    assert_eq!(status, StatusCode::OK);
 
     let flood = guest_component("policy-hostile-logflood");
     let daemon = common::daemon(&["--component", flood.to_str().unwrap()], &[]).await;
@@ -132,14 +139,20 @@ async fn a_table_bomb_and_a_log_flood_cannot_hurt_the_daemon() {
 fn builtin_policies_are_listed_with_their_hash_and_run_without_a_toolchain() {
     let (code, out, err) = qserve_host(&["policy", "list"]);
     assert_eq!(code, 0, "{err}");
-    assert!(!err.contains("INFO"), "subcommands print no INFO lines: {err}");
+    assert!(
+        !err.contains("INFO"),
+        "subcommands print no INFO lines: {err}"
+    );
     let rows: Vec<Vec<&str>> = out
         .lines()
         .skip(1)
         .map(|l| l.split_whitespace().collect())
         .collect();
     let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
-    assert!(names.contains(&"builtin:default") && names.contains(&"builtin:readonly"), "{out}");
+    assert!(
+        names.contains(&"builtin:default") && names.contains(&"builtin:readonly"),
+        "{out}"
+    );
     for row in &rows {
         let sha = row.last().unwrap();
         assert_eq!(sha.len(), 64, "{out}");
@@ -149,7 +162,10 @@ fn builtin_policies_are_listed_with_their_hash_and_run_without_a_toolchain() {
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = qserve_host(&["--port", "0", "--component", "builtin:nope"]);
     assert_eq!(code, 1);
-    assert!(err.contains("builtin:default") && err.contains("builtin:readonly"), "{err}");
+    assert!(
+        err.contains("builtin:default") && err.contains("builtin:readonly"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -162,7 +178,12 @@ async fn a_pinned_hash_refuses_any_other_bytes() {
         .unwrap()
         .to_owned();
     let daemon = daemon(
-        &["--component", "builtin:readonly", "--component-sha256", &readonly_sha],
+        &[
+            "--component",
+            "builtin:readonly",
+            "--component-sha256",
+            &readonly_sha,
+        ],
         &[],
     )
     .await;
@@ -204,13 +225,48 @@ fn a_config_the_policy_refuses_stops_the_start_with_its_message() {
     let dir = tempdir();
     let config = dir.path().join("policy.conf");
     std::fs::write(&config, "this policy takes no config\n").unwrap();
-    let (code, _, err) = qserve_host(&[
-        "--port",
-        "0",
-        "--policy-config",
-        config.to_str().unwrap(),
-    ]);
+    let (code, _, err) = qserve_host(&["--port", "0", "--policy-config", config.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("builtin:default") || err.contains("default"), "{err}");
+    assert!(
+        err.contains("builtin:default") || err.contains("default"),
+        "{err}"
+    );
     assert!(err.to_lowercase().contains("config"), "{err}");
+}
+
+#[test]
+fn policy_check_honours_the_deployment_flags_in_any_position() {
+    for args in [
+        [
+            "--policy-memory-mib",
+            "1",
+            "policy",
+            "check",
+            "builtin:readonly",
+        ],
+        [
+            "policy",
+            "check",
+            "builtin:readonly",
+            "--policy-memory-mib",
+            "1",
+        ],
+    ] {
+        let (code, _, err) = qserve_host(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("1 MiB memory limit"), "{args:?}: {err}");
+    }
+    let (code, out, _) = qserve_host(&[
+        "policy",
+        "inspect",
+        "builtin:readonly",
+        "--policy-memory-mib",
+        "1",
+    ]);
+    assert_eq!(
+        code, 1,
+        "inspect exits non-zero when the component does not fit: {out}"
+    );
+    let (code, _, err) = qserve_host(&["policy", "check", "builtin:readonly"]);
+    assert_eq!(code, 0, "{err}");
 }

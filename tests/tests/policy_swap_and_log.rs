@@ -44,7 +44,9 @@ async fn setup(extra: &[&str]) -> Setup {
         .map(str::to_owned),
     );
     options.args.extend(extra.iter().map(|a| a.to_string()));
-    options.envs.push(("QSERVE_ADMIN_TOKEN".into(), ADMIN.into()));
+    options
+        .envs
+        .push(("QSERVE_ADMIN_TOKEN".into(), ADMIN.into()));
     let daemon = Daemon::start(options).await;
     Setup {
         daemon,
@@ -110,7 +112,21 @@ async fn sighup_and_the_admin_route_swap_and_every_stream_is_told() {
     assert_eq!(changed["data"]["previous"]["version"], "1");
     assert_eq!(active_policy(&s.daemon).await["version"], "2");
 
+    // The config is kept unless replaced: readonly refuses select-first's.
     let (status, body) = admin_put(&s.daemon, &json!({"component": "builtin:readonly"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("takes no configuration"),
+        "{body}"
+    );
+    let (status, body) = admin_put(
+        &s.daemon,
+        &json!({"component": "builtin:readonly", "config": ""}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let changed = wait_event(&mut events, "policy_changed", |_| true).await;
     assert_eq!(changed["data"]["policy"]["origin"], "builtin:readonly");
@@ -132,7 +148,10 @@ async fn a_failed_reload_keeps_the_old_policy_and_says_why() {
     let (status, body) = admin_put(&s.daemon, &json!({"config": "refuse-me"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["code"], "policy_load_failed");
-    assert!(body["error"].as_str().unwrap().contains("refuse-me"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("refuse-me"),
+        "{body}"
+    );
     let garbage = s
         .daemon
         .http()
@@ -226,7 +245,11 @@ async fn every_decision_is_one_log_record_and_a_policy_decision_event() {
     );
 
     // 3. The default policy asks; a client votes; then one times out.
-    let (status, _) = admin_put(&s.daemon, &json!({"component": "builtin:default", "config": ""})).await;
+    let (status, _) = admin_put(
+        &s.daemon,
+        &json!({"component": "builtin:default", "config": ""}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let voting = {
         let daemon_url = s.daemon.url("");
@@ -241,7 +264,10 @@ async fn every_decision_is_one_log_record_and_a_policy_decision_event() {
                 .status()
         })
     };
-    let asked = wait_event(&mut events, "policy_decision", |e| e["data"]["verdict"] == "ask").await;
+    let asked = wait_event(&mut events, "policy_decision", |e| {
+        e["data"]["verdict"] == "ask"
+    })
+    .await;
     let request = wait_event(&mut events, "permission_request", |_| true).await;
     let request_id = request["data"]["requestId"].as_str().unwrap().to_owned();
     assert_eq!(asked["data"]["requestId"], request_id.as_str());
@@ -262,17 +288,28 @@ async fn every_decision_is_one_log_record_and_a_policy_decision_event() {
     assert_eq!(permissions.len(), 3, "{permissions:#?}");
     let [selected, voted, timed_out] = [&permissions[0], &permissions[1], &permissions[2]];
     assert_eq!(
-        (selected["source"].as_str(), selected["verdict"].as_str(), selected["policyVerdict"].as_str()),
+        (
+            selected["source"].as_str(),
+            selected["verdict"].as_str(),
+            selected["policyVerdict"].as_str()
+        ),
         (Some("policy"), Some("selected"), Some("select"))
     );
     assert_eq!(selected["policy"]["name"], data["policy"]["name"]);
-    assert_eq!(selected["workspace"], ws.path().canonicalize().unwrap().display().to_string());
+    assert_eq!(
+        selected["workspace"],
+        ws.path().canonicalize().unwrap().display().to_string()
+    );
     assert_eq!(selected["agent"]["name"], "default");
     assert_eq!(selected["options"].as_array().unwrap().len(), 3);
     assert!(selected["latencyMs"].as_f64().unwrap() >= 0.0);
     assert!(selected["time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
-        (voted["source"].as_str(), voted["optionId"].as_str(), voted["policyVerdict"].as_str()),
+        (
+            voted["source"].as_str(),
+            voted["optionId"].as_str(),
+            voted["policyVerdict"].as_str()
+        ),
         (Some("client"), Some("proceed_always"), Some("ask"))
     );
     assert_eq!(voted["requestId"], request_id.as_str());
@@ -301,7 +338,9 @@ async fn hot_swap_under_load_loses_nothing_and_decides_nothing_twice() {
         let http = s.daemon.http().clone();
         tokio::spawn(async move {
             http.post(url)
-                .json(&json!({"prompt": [{"type": "text", "text": "permissions-until-cancel edit"}]}))
+                .json(
+                    &json!({"prompt": [{"type": "text", "text": "permissions-until-cancel edit"}]}),
+                )
                 .send()
                 .await
                 .unwrap()
@@ -331,7 +370,7 @@ async fn hot_swap_under_load_loses_nothing_and_decides_nothing_twice() {
         .daemon
         .post_json(&format!("/session/{session}/cancel"), &json!({}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(load.await.unwrap(), StatusCode::OK);
     let report = wait_event(&mut events, "session_update", |e| {
         chunk_text(e).is_some_and(|t| t.starts_with("permissions: "))
@@ -340,7 +379,10 @@ async fn hot_swap_under_load_loses_nothing_and_decides_nothing_twice() {
     let words: Vec<&str> = chunk_text(&report).unwrap().split_whitespace().collect();
     let sent: usize = words[2].parse().unwrap();
     assert_eq!(words[4], words[2], "every request was answered: {words:?}");
-    assert_eq!(words[6], words[2], "every answer was the policy's select: {words:?}");
+    assert_eq!(
+        words[6], words[2],
+        "every answer was the policy's select: {words:?}"
+    );
 
     let logged = wait_records(&s.log, "permission", sent).await;
     assert_eq!(logged.len(), sent, "one record per request");
@@ -355,6 +397,12 @@ async fn hot_swap_under_load_loses_nothing_and_decides_nothing_twice() {
         .iter()
         .map(|r| r["policy"]["version"].as_str().unwrap())
         .collect();
-    assert_eq!(versions.len(), 21, "all 21 policies decided some: {versions:?}");
-    assert!(logged.iter().all(|r| r["verdict"] == "selected" && r["source"] == "policy"));
+    assert_eq!(
+        versions.len(),
+        21,
+        "all 21 policies decided some: {versions:?}"
+    );
+    assert!(logged
+        .iter()
+        .all(|r| r["verdict"] == "selected" && r["source"] == "policy"));
 }

@@ -27,10 +27,12 @@ pub struct BearerAuth {
 }
 
 impl BearerAuth {
-    pub fn new(token: Option<String>, loopback: bool) -> Self {
+    /// `health_exempt`: `/health` passes without the token (loopback binds
+    /// without `--require-auth`).
+    pub fn new(token: Option<String>, health_exempt: bool) -> Self {
         Self {
             token: token.map(String::into_bytes),
-            health_exempt: loopback,
+            health_exempt,
         }
     }
 }
@@ -139,5 +141,94 @@ mod tests {
         assert!(!constant_time_eq(b"ab", b"abc"));
         assert!(!constant_time_eq(b"abcd", b"abc"));
         assert!(!constant_time_eq(b"", b"abc"));
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A token as an operator would configure it: visible ASCII.
+    fn token() -> impl Strategy<Value = String> {
+        "[!-~]{1,40}"
+    }
+
+    /// Near misses of `token`: one byte changed, dropped or added, a case
+    /// flip, a prefix or a suffix.
+    fn near_miss(token: String) -> impl Strategy<Value = String> {
+        let len = token.len();
+        (0..len, any::<u8>(), 0u8..5).prop_map(move |(at, byte, how)| {
+            let mut bytes = token.clone().into_bytes();
+            let visible = b'!' + byte % 94;
+            match how {
+                0 => {
+                    bytes[at] = if bytes[at] == visible {
+                        b'!' + (visible - b'!' + 1) % 94
+                    } else {
+                        visible
+                    }
+                }
+                1 => {
+                    bytes.remove(at);
+                }
+                2 => bytes.insert(at, visible),
+                3 => bytes.truncate(at),
+                _ => bytes.push(visible),
+            }
+            if bytes == token.as_bytes() || bytes.is_empty() {
+                bytes.push(b'x');
+            }
+            String::from_utf8(bytes).unwrap()
+        })
+    }
+
+    fn header(value: &str) -> HeaderValue {
+        HeaderValue::from_str(value).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_bytes_are_judged_without_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            expected in token(),
+        ) {
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                let passed = bearer_matches(Some(&value), expected.as_bytes());
+                // Whatever passed carries the exact token after the scheme.
+                if passed {
+                    let text = value.to_str().unwrap();
+                    let (scheme, credentials) = text.split_once(' ').unwrap();
+                    prop_assert!(scheme.eq_ignore_ascii_case("bearer"));
+                    prop_assert_eq!(credentials.trim_matches([' ', '\t']), expected.as_str());
+                }
+            }
+        }
+
+        #[test]
+        fn the_exact_token_passes_under_any_scheme_case(
+            expected in token(),
+            upper in proptest::collection::vec(any::<bool>(), 6),
+            gap in "[ \t]{0,3}",
+        ) {
+            let scheme: String = "bearer"
+                .chars()
+                .zip(upper)
+                .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let value = header(&format!("{scheme} {gap}{expected}"));
+            prop_assert!(bearer_matches(Some(&value), expected.as_bytes()));
+        }
+
+        #[test]
+        fn only_the_exact_token_passes(
+            (expected, other) in token().prop_flat_map(|t| (Just(t.clone()), prop_oneof![near_miss(t), "[!-~]{0,41}"])),
+        ) {
+            prop_assume!(other != expected);
+            let value = header(&format!("Bearer {other}"));
+            prop_assert!(!bearer_matches(Some(&value), expected.as_bytes()));
+            prop_assert!(!constant_time_eq(other.as_bytes(), expected.as_bytes()));
+        }
     }
 }

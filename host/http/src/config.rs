@@ -15,9 +15,29 @@ pub struct HttpConfig {
     /// Port accepted in `Host: name:port`. `0` = take it from the listener,
     /// which is what callers binding an ephemeral port want.
     pub port: u16,
-    /// Most sockets open at once; `0` = unlimited. Further connections wait
-    /// in the kernel's accept backlog until one closes (they are not refused).
+    /// Most sockets open at once; `0` = unlimited. A connection past the cap
+    /// is answered `503 too_many_connections` (with `Retry-After`) and
+    /// closed, instead of waiting unanswered in the kernel's backlog.
     pub max_connections: usize,
+    /// How long a client may take to send a complete request head: from
+    /// accept for the first request, from its first byte for later ones on
+    /// a keep-alive connection (10 s). A socket that sends nothing is closed
+    /// at this deadline, so silent sockets cannot hold the connection cap.
+    /// Zero disables it.
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may sit between requests before the
+    /// server closes it (60 s). A connection with a request in flight (a
+    /// long prompt, an open SSE stream) is never idle. Zero disables it.
+    pub idle_timeout: Duration,
+    /// How long a response may go without the socket taking any of its
+    /// bytes (60 s). Past it the connection is closed: an SSE client that
+    /// stopped reading no longer holds its subscription (qwen serve's
+    /// `--writer-idle-timeout-ms`). Zero disables it.
+    pub writer_idle_timeout: Duration,
+    /// Demand the bearer token even on loopback binds, `/health` included
+    /// (`--require-auth`). [`crate::serve`] refuses to start with this set
+    /// and no token; [`crate::validate_bind_with`] says so at start-up.
+    pub require_auth: bool,
     /// Idle time after which an SSE stream sends a `: ping` comment (15 s).
     /// Zero disables heartbeats.
     pub heartbeat: Duration,
@@ -50,6 +70,10 @@ impl Default for HttpConfig {
             loopback: true,
             port: 0,
             max_connections: 256,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            writer_idle_timeout: Duration::from_secs(60),
+            require_auth: false,
             heartbeat: Duration::from_secs(15),
             admin_token: None,
             max_admin_body_bytes: 64 << 20,

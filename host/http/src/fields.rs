@@ -25,3 +25,47 @@ pub fn optional_string(body: &Map<String, Value>, field: &str) -> Result<Option<
         Some(_) => Err(ApiError::bad_request(format!("`{field}` must be a string"))),
     }
 }
+
+/// Path-like input must not carry control characters (C0, DEL, C1). A NUL
+/// silently truncates a path at the operating system's boundary, and CR/LF
+/// or escape sequences forge log lines and terminal output; no real
+/// workspace needs them. `what` names the input in the 400's message.
+pub fn check_path_text(what: &str, text: &str) -> Result<(), ApiError> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(found) => Err(ApiError::bad_request(format!(
+            "{what} must not contain control characters (found U+{:04X})",
+            u32::from(found)
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_refused_and_other_text_is_not() {
+        for bad in [
+            "/a\0b",
+            "/a\nb",
+            "\r",
+            "/\u{1b}[31m",
+            "/\u{7f}",
+            "/\u{85}",
+            "/\u{9f}",
+        ] {
+            let error = check_path_text("`cwd`", bad).unwrap_err();
+            assert!(error.message.contains("control characters"), "{bad:?}");
+        }
+        for good in [
+            "/",
+            "/tmp/a b",
+            "/tmp/ünï/cødé",
+            "/tmp/\u{2028}",
+            "/tmp/\u{a0}",
+        ] {
+            assert!(check_path_text("`cwd`", good).is_ok(), "{good:?}");
+        }
+    }
+}

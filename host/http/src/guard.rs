@@ -108,3 +108,47 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn host() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            proptest::sample::select(LOOPBACK_HOST_NAMES.to_vec()).prop_map(str::to_owned),
+            "[a-zA-Z0-9.:\\[\\]-]{0,24}",
+        ];
+        let port = prop_oneof![Just(None), (0u16..=u16::MAX).prop_map(Some)];
+        (name, port, any::<bool>()).prop_map(|(name, port, upper)| {
+            let name = if upper {
+                name.to_ascii_uppercase()
+            } else {
+                name
+            };
+            match port {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn only_loopback_names_with_no_port_or_the_bound_port_pass(
+            host in prop_oneof![host(), any::<String>()],
+            port in any::<u16>(),
+        ) {
+            let lowered = host.to_ascii_lowercase();
+            let (name, given_port) = match lowered.rsplit_once(':') {
+                Some((name, given)) if !name.is_empty() && !name.ends_with(':') => (name, Some(given)),
+                _ => (lowered.as_str(), None),
+            };
+            let expected = (LOOPBACK_HOST_NAMES.contains(&lowered.as_str()))
+                || (LOOPBACK_HOST_NAMES.contains(&name)
+                    && given_port == Some(port.to_string().as_str()));
+            prop_assert_eq!(HostAllowlist::for_port(port).accepts(&host), expected);
+        }
+    }
+}

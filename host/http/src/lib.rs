@@ -6,8 +6,11 @@
 //! token), `guard` (Host allowlist, Origin denial), `net` (bind validation),
 //! `body` (JSON body reading), `error` (envelope and status mapping),
 //! `fallback` (404/405 and non-JSON error rewriting), `listener`
-//! (connection cap), `sse` (frames, resume cursor, stream writer),
-//! `routes` (one module per resource), `server` (`serve`).
+//! (connection cap and its 503), `conn` (one connection: header-read, idle
+//! and stalled-write deadlines, lingering close), `sse` (frames, resume
+//! cursor, stream writer), `routes` (one module per resource; the API is
+//! described by `openapi.json`, served at `/openapi.json`), `server`
+//! (`serve`: the accept loop).
 
 pub mod backend;
 pub mod config;
@@ -17,6 +20,7 @@ pub mod sse;
 
 mod auth;
 mod body;
+mod conn;
 mod fallback;
 mod fields;
 mod guard;
@@ -32,7 +36,8 @@ pub use backend::{
     Subscription, VoteOutcome,
 };
 pub use config::{HttpConfig, DEFAULT_MAX_BODY_BYTES};
-pub use net::{validate_bind, BindError, BindPlan};
+pub use net::{validate_bind, validate_bind_with, BindError, BindPlan};
+pub use router::{Route, ROUTE_TABLE};
 pub use routes::capabilities::BASE_FEATURES;
 pub use server::serve;
 pub use sse::frame::{client_evicted_frame, encode_event, stream_error_frame};

@@ -1,128 +1,143 @@
-//! The accept loop's connection cap (`--max-connections`).
+//! The connection cap (`--max-connections`).
 //!
-//! A permit is taken *before* `accept`, so at the cap the next connection
-//! waits in the kernel's backlog (it is not refused) and is served as soon
-//! as an open one closes. The permit lives inside the stream, so it is
-//! returned exactly when hyper drops the connection.
+//! A connection past the cap is accepted and told so at once — `503
+//! too_many_connections` with `Retry-After` — then closed. It is not left in
+//! the kernel's backlog: there a client waits with no answer at all (a
+//! health probe just times out), and a burst of silent sockets would keep
+//! everyone else waiting for as long as they stay open. Slots held by
+//! silent sockets come back at the header-read timeout (see `conn`).
 
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use axum::http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A TCP listener that keeps at most `max` connections open (`None` = no cap).
-pub struct CappedListener {
-    inner: TcpListener,
+use crate::error::ApiError;
+
+/// Seconds a client refused at the connection cap should wait.
+pub const TOO_MANY_CONNECTIONS_RETRY_AFTER_SECS: u32 = 1;
+
+/// Most refusals being written at once; past it a refused socket is just
+/// closed (a flood must not turn into a flood of tasks).
+const MAX_CONCURRENT_REFUSALS: usize = 1024;
+
+/// How long a refusal waits for the client's request bytes before closing,
+/// so they do not turn the close into a reset that destroys the 503.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// The refusal is one small write; a client that cannot take it is dropped.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Open-connection slots and the refusals sent when none is left.
+pub struct ConnectionSlots {
+    /// `None` = unlimited.
     slots: Option<Arc<Semaphore>>,
+    refusals: Arc<Semaphore>,
+    /// The complete 503 response.
+    refusal: Arc<[u8]>,
 }
 
-impl CappedListener {
+impl ConnectionSlots {
     /// `max_connections == 0` means unlimited.
-    pub fn new(inner: TcpListener, max_connections: usize) -> Self {
-        let slots = (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)));
-        Self { inner, slots }
-    }
-}
-
-impl axum::serve::Listener for CappedListener {
-    type Io = CappedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let slot = match &self.slots {
-            Some(slots) => Some(
-                Arc::clone(slots)
-                    .acquire_owned()
-                    .await
-                    .expect("the connection semaphore is never closed"),
-            ),
-            None => None,
-        };
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, address)) => {
-                    // SSE frames are small and latency matters more than packing.
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        CappedStream {
-                            stream,
-                            _slot: slot,
-                        },
-                        address,
-                    );
-                }
-                Err(error) if is_per_connection_error(&error) => continue,
-                Err(error) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::error!(%error, "accept failed; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
+    pub fn new(max_connections: usize) -> Self {
+        Self {
+            slots: (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections))),
+            refusals: Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS)),
+            refusal: refusal_response().into(),
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+    /// A slot for a just-accepted connection: `Ok(None)` when unlimited,
+    /// `Err(())` at the cap. The slot is free again when the permit drops.
+    pub fn try_take(&self) -> Result<Option<OwnedSemaphorePermit>, ()> {
+        match &self.slots {
+            None => Ok(None),
+            Some(slots) => Arc::clone(slots)
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| ()),
+        }
+    }
+
+    /// Answers `stream` with the 503 and closes it, without blocking the
+    /// accept loop.
+    pub fn refuse(&self, stream: TcpStream) {
+        let Ok(permit) = Arc::clone(&self.refusals).try_acquire_owned() else {
+            tracing::warn!("connection cap reached and too many refusals in flight: closing");
+            return;
+        };
+        tracing::debug!("connection cap reached: refusing a connection with 503");
+        let refusal = Arc::clone(&self.refusal);
+        tokio::spawn(async move {
+            send_refusal(stream, &refusal).await;
+            drop(permit);
+        });
     }
 }
 
-fn is_per_connection_error(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
+async fn send_refusal(mut stream: TcpStream, refusal: &[u8]) {
+    let written = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, stream.write_all(refusal)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    // Read (and drop) whatever request the client sent, until it closes.
+    let mut scratch = [0u8; 4096];
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        let mut budget = 64 * 1024;
+        while budget > 0 {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget -= n.min(budget),
+            }
+        }
+    })
+    .await;
+}
+
+/// `503 {"error":"too many connections","code":"too_many_connections"}`
+/// with `Retry-After` and `Connection: close`, as raw HTTP/1.1 bytes: it is
+/// written before hyper ever sees the socket.
+fn refusal_response() -> Vec<u8> {
+    let body = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many connections")
+        .with_code("too_many_connections")
+        .body()
+        .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: {TOO_MANY_CONNECTIONS_RETRY_AFTER_SECS}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     )
+    .into_bytes()
 }
 
-/// An accepted connection holding its slot until dropped.
-pub struct CappedStream {
-    stream: TcpStream,
-    _slot: Option<OwnedSemaphorePermit>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl AsyncRead for CappedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CappedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+    #[test]
+    fn the_refusal_is_a_complete_json_503() {
+        let raw = String::from_utf8(refusal_response()).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(head.contains("retry-after: 1"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(body).unwrap(),
+            serde_json::json!({"error": "too many connections", "code": "too_many_connections"})
+        );
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+    #[tokio::test]
+    async fn slots_run_out_and_come_back() {
+        let slots = ConnectionSlots::new(1);
+        let first = slots.try_take().unwrap();
+        assert!(first.is_some());
+        assert!(slots.try_take().is_err());
+        drop(first);
+        assert!(slots.try_take().is_ok());
+        assert!(ConnectionSlots::new(0).try_take().unwrap().is_none());
     }
 }

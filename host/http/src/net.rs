@@ -40,6 +40,11 @@ pub enum BindError {
          (127.0.0.1, localhost, ::1, [::1])"
     )]
     TokenRequired { hostname: String },
+    #[error(
+        "--require-auth is set but no bearer token was given: pass --token-file, --token \
+         or QSERVE_TOKEN, or drop --require-auth to allow unauthenticated loopback access"
+    )]
+    AuthRequiredWithoutToken,
 }
 
 /// Validates `--hostname` against the token (`None`/blank = no token).
@@ -48,6 +53,19 @@ pub enum BindError {
 /// A non-loopback bind needs a token. `localhost:4170`-style input is caught
 /// first, because the real mistake there is the colon, not the token.
 pub fn validate_bind(hostname: &str, token: Option<&str>) -> Result<BindPlan, BindError> {
+    validate_bind_with(hostname, token, false)
+}
+
+/// [`validate_bind`] with `--require-auth`: when `require_auth` is set, a
+/// token is needed on every bind, loopback included (on a shared machine
+/// every local user can reach a loopback daemon). Pass the same flag as
+/// [`crate::HttpConfig::require_auth`], which then also stops exempting
+/// `/health` from the token.
+pub fn validate_bind_with(
+    hostname: &str,
+    token: Option<&str>,
+    require_auth: bool,
+) -> Result<BindPlan, BindError> {
     let given = hostname.trim();
     if given.is_empty() {
         return Err(BindError::EmptyHostname);
@@ -57,6 +75,9 @@ pub fn validate_bind(hostname: &str, token: Option<&str>) -> Result<BindPlan, Bi
         .filter(|token| !token.is_empty())
         .map(str::to_owned);
     let listen_host = listen_host(given)?;
+    if require_auth && token.is_none() {
+        return Err(BindError::AuthRequiredWithoutToken);
+    }
     let loopback = is_loopback(&listen_host);
     if !loopback && token.is_none() {
         return Err(BindError::TokenRequired {
@@ -163,6 +184,41 @@ mod tests {
         }
         let blank = validate_bind("0.0.0.0", Some(" \n")).unwrap_err();
         assert!(matches!(blank, BindError::TokenRequired { .. }));
+    }
+
+    #[test]
+    fn require_auth_without_a_token_is_refused_even_on_loopback() {
+        for hostname in ["127.0.0.1", "localhost", "[::1]", "0.0.0.0"] {
+            for token in [None, Some(""), Some(" \t")] {
+                let error = validate_bind_with(hostname, token, true).unwrap_err();
+                assert_eq!(
+                    error,
+                    BindError::AuthRequiredWithoutToken,
+                    "{hostname} {token:?}"
+                );
+                let message = error.to_string();
+                assert!(
+                    message.contains("--require-auth") && message.contains("--token"),
+                    "{message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn require_auth_with_a_token_binds_loopback_as_usual() {
+        let plan = validate_bind_with("127.0.0.1", Some(" t "), true).unwrap();
+        assert!(plan.loopback);
+        assert_eq!(plan.token.as_deref(), Some("t"));
+        assert_eq!(
+            validate_bind_with("127.0.0.1", None, false),
+            validate_bind("127.0.0.1", None)
+        );
+        // Address typos are still reported first.
+        assert!(matches!(
+            validate_bind_with("localhost:4170", None, true),
+            Err(BindError::HostIncludesPort { .. })
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The route table and the order requests pass the checks in.
 //!
-//! Outermost first: JSON error rewriting → tracing → Host allowlist (loopback
+//! Routes come from [`ROUTE_TABLE`] (also what `openapi.json` is checked
+//! against). Outermost first: JSON error rewriting → tracing → Host allowlist (loopback
 //! binds) → Origin denial → bearer auth (the admin token on `/admin/*`) → route. Everything up to the route
 //! runs before a handler's body extractor, so a rejected request is never
 //! read, let alone parsed.
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -20,8 +21,69 @@ use crate::config::HttpConfig;
 use crate::fallback;
 use crate::guard::{deny_browser_origin, require_allowed_host, HostAllowlist};
 use crate::routes::admin::{self, AdminBodyLimit};
-use crate::routes::{capabilities, events, health, permission, session, workspace};
+use crate::routes::{capabilities, events, health, openapi, permission, session, workspace};
 use crate::state::AppState;
+
+/// One routed operation. [`ROUTE_TABLE`] is what [`build_router`] routes,
+/// so tests can hold `openapi.json` against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Uppercase HTTP method.
+    pub method: &'static str,
+    /// axum path syntax, which is OpenAPI's: `/session/{id}`.
+    pub path: &'static str,
+    /// Behind the admin token, and routed only when one is configured.
+    pub admin: bool,
+}
+
+impl Route {
+    const fn client(method: &'static str, path: &'static str) -> Self {
+        Self {
+            method,
+            path,
+            admin: false,
+        }
+    }
+}
+
+/// Every operation the daemon routes (the admin ones only with an admin token).
+pub const ROUTE_TABLE: &[Route] = &[
+    Route::client("GET", "/health"),
+    Route::client("GET", "/capabilities"),
+    Route::client("GET", "/openapi.json"),
+    Route::client("POST", "/session"),
+    Route::client("DELETE", "/session/{id}"),
+    Route::client("POST", "/session/{id}/prompt"),
+    Route::client("POST", "/session/{id}/cancel"),
+    Route::client("POST", "/session/{id}/model"),
+    Route::client("GET", "/session/{id}/events"),
+    Route::client("POST", "/permission/{requestId}"),
+    Route::client("GET", "/workspace/{cwd}/sessions"),
+    Route {
+        method: "PUT",
+        path: "/admin/policy",
+        admin: true,
+    },
+];
+
+/// The handler of one [`ROUTE_TABLE`] row.
+fn handler<B: Backend>(route: &Route) -> MethodRouter<AppState<B>> {
+    match (route.method, route.path) {
+        ("GET", "/health") => get(health::health::<B>),
+        ("GET", "/capabilities") => get(capabilities::capabilities::<B>),
+        ("GET", "/openapi.json") => get(openapi::document),
+        ("POST", "/session") => post(session::create::<B>),
+        ("DELETE", "/session/{id}") => delete(session::close::<B>),
+        ("POST", "/session/{id}/prompt") => post(session::prompt::<B>),
+        ("POST", "/session/{id}/cancel") => post(session::cancel::<B>),
+        ("POST", "/session/{id}/model") => post(session::set_model::<B>),
+        ("GET", "/session/{id}/events") => get(events::events::<B>),
+        ("POST", "/permission/{requestId}") => post(permission::vote::<B>),
+        ("GET", "/workspace/{cwd}/sessions") => get(workspace::list_sessions::<B>),
+        ("PUT", "/admin/policy") => put(admin::put_policy::<B>),
+        (method, path) => unreachable!("ROUTE_TABLE lists {method} {path} without a handler"),
+    }
+}
 
 /// Builds the whole application. `port` is the bound port (for the Host
 /// allowlist); `stop` ends SSE streams when cancelled.
@@ -40,31 +102,28 @@ pub fn build_router<B: Backend>(
         admin_body_limit: AdminBodyLimit(config.max_admin_body_bytes),
         stop,
     };
-    let routes = Router::new()
-        .route("/health", get(health::health::<B>))
-        .route("/capabilities", get(capabilities::capabilities::<B>))
-        .route("/session", post(session::create::<B>))
-        .route("/session/{id}", delete(session::close::<B>))
-        .route("/session/{id}/prompt", post(session::prompt::<B>))
-        .route("/session/{id}/cancel", post(session::cancel::<B>))
-        .route("/session/{id}/model", post(session::set_model::<B>))
-        .route("/session/{id}/events", get(events::events::<B>))
-        .route("/permission/{request_id}", post(permission::vote::<B>))
-        .route(
-            "/workspace/{cwd}/sessions",
-            get(workspace::list_sessions::<B>),
-        )
+    let routes = ROUTE_TABLE
+        .iter()
+        .filter(|route| !route.admin)
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, handler::<B>(route))
+        })
         .fallback(fallback::route_not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .with_state(state.clone());
 
-    let auth = Arc::new(BearerAuth::new(config.effective_token(), config.loopback));
+    let health_exempt = config.loopback && !config.require_auth;
+    let auth = Arc::new(BearerAuth::new(config.effective_token(), health_exempt));
     let mut router = routes.layer(from_fn_with_state(auth, require_bearer));
     // The admin routes sit beside the client routes, behind their own token
     // only: the client token opens nothing there.
     if let Some(admin_token) = config.effective_admin_token() {
-        let admin = Router::new()
-            .route("/admin/policy", put(admin::put_policy::<B>))
+        let admin = ROUTE_TABLE
+            .iter()
+            .filter(|route| route.admin)
+            .fold(Router::new(), |router, route| {
+                router.route(route.path, handler::<B>(route))
+            })
             .with_state(state)
             .layer(from_fn_with_state(
                 Arc::new(admin::AdminAuth::new(admin_token)),

@@ -32,7 +32,11 @@ async fn without_an_admin_token_the_route_does_not_exist() {
         .send(put_policy(TOKEN, json!({"component": "builtin:readonly"})))
         .await;
     resp.expect_error(404);
-    assert!(server.backend.calls().is_empty(), "{:?}", server.backend.calls());
+    assert!(
+        server.backend.calls().is_empty(),
+        "{:?}",
+        server.backend.calls()
+    );
 }
 
 #[tokio::test]
@@ -46,7 +50,11 @@ async fn the_client_token_cannot_swap_the_policy() {
         .send(Req::new("PUT", "/admin/policy").json(&json!({"component": "builtin:readonly"})))
         .await;
     resp.expect_error(401);
-    assert!(server.backend.calls().is_empty(), "{:?}", server.backend.calls());
+    assert!(
+        server.backend.calls().is_empty(),
+        "{:?}",
+        server.backend.calls()
+    );
     // And the admin token opens no client route.
     let resp = server
         .send(Req::get("/capabilities").header("Authorization", &format!("Bearer {ADMIN}")))
@@ -122,7 +130,11 @@ async fn bad_bodies_are_400_and_reach_nothing() {
         let resp = server.send(put_policy(ADMIN, body.clone())).await;
         resp.expect_error(400);
     }
-    assert!(server.backend.calls().is_empty(), "{:?}", server.backend.calls());
+    assert!(
+        server.backend.calls().is_empty(),
+        "{:?}",
+        server.backend.calls()
+    );
 }
 
 #[tokio::test]

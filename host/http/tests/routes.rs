@@ -369,3 +369,51 @@ async fn unavailable_bridge_is_503() {
         .await
         .expect_error(503);
 }
+
+#[tokio::test]
+async fn control_characters_in_workspace_paths_are_refused() {
+    let server = TestServer::start().await;
+    for encoded in [
+        "%2Ftmp%00x",
+        "%2Ftmp%0Ax",
+        "%2Ftmp%0D",
+        "%2Ftmp%1Bx",
+        "%2Ftmp%7Fx",
+        "%2Ftmp%C2%85x",
+    ] {
+        let resp = server
+            .send(Req::get(&format!("/workspace/{encoded}/sessions")))
+            .await;
+        let body = resp.expect_error(400);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("control character"),
+            "{encoded}: {body}"
+        );
+    }
+    for cwd in ["/tmp\u{0}x", "/tmp/a\nb", "/tmp/\u{7f}", "/tmp/\u{9b}x"] {
+        let resp = server
+            .send(Req::post("/session").json(&json!({ "cwd": cwd })))
+            .await;
+        let body = resp.expect_error(400);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("control character"),
+            "{cwd:?}: {body}"
+        );
+    }
+    assert!(
+        server.backend.calls().is_empty(),
+        "{:?}",
+        server.backend.calls()
+    );
+    // Ordinary non-ASCII paths still work.
+    let resp = server
+        .send(Req::post("/session").json(&json!({ "cwd": "/tmp/ünï cødé" })))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::client::read_response;
 use common::{Req, TestServer};
+use proptest::prelude::*;
 use qserve_http::HttpConfig;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -192,4 +193,155 @@ async fn any_origin_header_is_refused_before_the_body() {
     let resp = post_head_without_body(&server, "Origin: https://evil.example\r\n").await;
     resp.expect_error(403);
     assert!(server.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn require_auth_demands_the_token_on_loopback_even_for_health() {
+    let server = TestServer::with_config(HttpConfig {
+        token: Some(TOKEN.into()),
+        require_auth: true,
+        ..HttpConfig::default()
+    })
+    .await;
+    for path in [
+        "/health",
+        "/health?deep=1",
+        "/capabilities",
+        "/openapi.json",
+    ] {
+        server.send(Req::get(path)).await.expect_error(401);
+        let resp = server
+            .send(Req::get(path).header("Authorization", &format!("Bearer {TOKEN}")))
+            .await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+    }
+}
+
+#[tokio::test]
+async fn serve_refuses_require_auth_without_a_token() {
+    for token in [None, Some("  ".to_owned())] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = std::sync::Arc::new(common::FakeBackend::default());
+        let config = HttpConfig {
+            token,
+            require_auth: true,
+            ..HttpConfig::default()
+        };
+        let served = tokio::time::timeout(
+            Duration::from_secs(5),
+            qserve_http::serve(listener, backend, config, std::future::pending()),
+        )
+        .await
+        .expect("serve() refused at once instead of serving without auth");
+        let error = served.expect_err("require_auth without a token is an error");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("token"), "{error}");
+    }
+}
+
+/// One server for every property case (proptest cases are synchronous).
+fn shared_server() -> &'static (tokio::runtime::Runtime, std::net::SocketAddr) {
+    static SERVER: std::sync::OnceLock<(tokio::runtime::Runtime, std::net::SocketAddr)> =
+        std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let addr = runtime.block_on(async {
+            let server = TestServer::with_token(TOKEN).await;
+            let addr = server.addr;
+            // Keep it serving for the whole test binary.
+            std::mem::forget(server);
+            addr
+        });
+        (runtime, addr)
+    })
+}
+
+fn host_header(port: u16) -> impl Strategy<Value = String> {
+    // Mostly allowed hosts, so the token check behind them is reached.
+    let name = prop_oneof![
+        3 => proptest::sample::select(vec!["localhost", "127.0.0.1", "[::1]", "host.docker.internal"])
+            .prop_map(str::to_owned),
+        1 => "[a-z0-9.-]{1,12}",
+    ];
+    let port = prop_oneof![
+        1 => Just(String::new()),
+        2 => Just(format!(":{port}")),
+        1 => any::<u16>().prop_map(|p| format!(":{p}")),
+    ];
+    (name, port, any::<bool>()).prop_map(|(name, port, upper)| {
+        let host = format!("{name}{port}");
+        if upper {
+            host.to_ascii_uppercase()
+        } else {
+            host
+        }
+    })
+}
+
+fn authorization() -> impl Strategy<Value = Option<String>> {
+    let scheme = prop_oneof![
+        3 => proptest::sample::select(vec!["Bearer", "bearer", "BEARER", "bEaReR"]),
+        1 => proptest::sample::select(vec!["Basic", "Bearer:", "Token", ""]),
+    ];
+    let credentials = prop_oneof![
+        2 => Just(TOKEN.to_owned()),
+        1 => Just(TOKEN.to_ascii_uppercase()),
+        1 => Just(format!("{TOKEN}x")),
+        1 => Just(TOKEN[..TOKEN.len() - 1].to_owned()),
+        1 => Just(format!("x{TOKEN}")),
+        1 => Just(format!("{TOKEN} {TOKEN}")),
+        1 => "[!-~]{0,20}",
+    ];
+    proptest::option::weighted(
+        0.9,
+        (scheme, "[ \t]{1,2}", credentials).prop_map(|(s, gap, c)| format!("{s}{gap}{c}")),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Through the real middleware stack: a request passes only with an
+    /// allowed Host, no Origin and exactly the token; every refusal is the
+    /// JSON 403/401, never a 5xx or a dropped connection.
+    #[test]
+    fn only_allowed_host_no_origin_and_the_exact_token_pass(
+        host in host_header(shared_server().1.port()),
+        origin in proptest::option::weighted(0.2, "[ -~]{0,24}"),
+        authorization in authorization(),
+    ) {
+        let (runtime, addr) = shared_server();
+        let mut req = Req::get("/capabilities").host(&host);
+        if let Some(origin) = &origin {
+            req = req.header("Origin", origin);
+        }
+        if let Some(authorization) = &authorization {
+            req = req.header("Authorization", authorization);
+        }
+        let resp = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), req.send(*addr)).await })
+            .expect("answered within 5 s");
+        let allowed_host = {
+            let lowered = host.to_ascii_lowercase();
+            ["localhost", "127.0.0.1", "[::1]", "host.docker.internal"].iter().any(|name| {
+                lowered == *name || lowered == format!("{name}:{}", addr.port())
+            })
+        };
+        let token_ok = authorization.as_deref().is_some_and(|value| {
+            let value = value.trim_matches([' ', '\t']);
+            value.split_once(' ').is_some_and(|(scheme, rest)| {
+                scheme.eq_ignore_ascii_case("bearer") && rest.trim_matches([' ', '\t']) == TOKEN
+            })
+        });
+        let expected = if !allowed_host || origin.is_some() {
+            403
+        } else if !token_ok {
+            401
+        } else {
+            200
+        };
+        prop_assert_eq!(resp.status, expected, "host {:?} origin {:?} auth {:?}: {}", host, origin, authorization, resp.text());
+        if expected != 200 {
+            resp.expect_error(expected);
+        }
+    }
 }

@@ -8,29 +8,36 @@
 //! those sessions and continues their event ids. What is lost (retained
 //! events, pending permissions, in-flight creates) is reported to the caller
 //! in the [`CoreFault`].
+//!
+//! Unlike the policy, the core is called synchronously, from its owner
+//! thread: it is trusted and embedded, it imports nothing that can block
+//! (only `host.log`, a clock and random ids; no WASI), so a hang can only be
+//! Wasm code running, which the epoch deadline interrupts; and a synchronous
+//! call needs no fiber switch, which matters at a million events a second.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
-use crate::bindings::core_world::exports::qserve::bridge::{
+use crate::bindings::core_world::exports::qserve::core::{
     events, lifecycle, permissions, sessions,
 };
 use crate::bindings::core_world::{Core, CorePre};
-use crate::engine::{GuestEngine, LoadedComponent};
+use crate::engine::{GuestClock, GuestEngine, LoadedComponent};
 use crate::error::LoadError;
 use crate::host_state::GuestState;
+use crate::limits::Caps;
 
 pub use events::Event;
 pub use lifecycle::{CoreStats, Limits as CoreLimits};
-pub use permissions::{
-    Outcome as VoteOutcome, PermissionOption, RegisterError, Resolution, VoteError,
-};
+pub use permissions::{Outcome as VoteOutcome, RegisterError, Resolution, VoteError};
 pub use sessions::{OpenError, OpenOutcome, Scope, Session};
 
-/// The core is trusted, so this is a hang detector rather than a budget.
+/// The core is trusted, so this is a hang detector rather than a budget. It
+/// also bounds instantiation (start code) and `configure`, at load and when
+/// rebuilding after a fault.
 const CORE_CALL_DEADLINE: Duration = Duration::from_secs(2);
 /// wasm32 cannot address more; the event ring is the core's main use of memory.
 const CORE_MEMORY_CAP: usize = 4 << 30;
@@ -66,7 +73,7 @@ pub struct CoreGuest {
     store: Store<GuestState>,
     core: Core,
     limits: CoreLimits,
-    deadline_ticks: u64,
+    clock: GuestClock,
     shadow: HashMap<String, Shadow>,
     /// Set when a fresh instance could not be built; every call retries.
     broken: Option<String>,
@@ -97,16 +104,18 @@ impl CoreGuest {
             .instantiate_pre(&loaded.component)
             .map_err(wrong_world)?;
         let pre = CorePre::new(instance_pre).map_err(wrong_world)?;
-        let (store, core) = instantiate(&pre, &limits).map_err(|err| LoadError::Instantiate {
-            origin: loaded.origin.clone(),
-            reason: format!("{err:#}"),
-        })?;
+        let clock = engine.clock().clone();
+        let (store, core) =
+            instantiate(&pre, &limits, &clock).map_err(|reason| LoadError::Instantiate {
+                origin: loaded.origin.clone(),
+                reason,
+            })?;
         Ok(CoreGuest {
             pre,
             store,
             core,
             limits,
-            deadline_ticks: engine.ticks_for(CORE_CALL_DEADLINE),
+            clock,
             shadow: HashMap::new(),
             broken: None,
             on_recovery: None,
@@ -133,11 +142,11 @@ impl CoreGuest {
                 });
             }
         }
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        arm_deadline(&mut self.store, &self.clock);
         match f(&self.core, &mut self.store) {
             Ok(value) => Ok(value),
             Err(err) => {
-                let cause = crate::fault::describe(&err, CORE_CALL_DEADLINE, CORE_MEMORY_CAP);
+                let cause = crate::fault::describe(&err, CORE_CALL_DEADLINE);
                 tracing::error!(
                     call = name,
                     "core guest fault: {cause}; rebuilding the core"
@@ -166,17 +175,22 @@ impl CoreGuest {
 
     /// A fresh instance with the live sessions re-registered.
     fn recover(&mut self) {
-        let rebuilt = instantiate(&self.pre, &self.limits).and_then(|(mut store, core)| {
-            for shadow in self.shadow.values() {
-                store.set_epoch_deadline(self.deadline_ticks);
-                core.qserve_bridge_sessions().call_restore(
-                    &mut store,
-                    &shadow.session,
-                    shadow.last_event_id,
-                )?;
-            }
-            Ok((store, core))
-        });
+        let rebuilt =
+            instantiate(&self.pre, &self.limits, &self.clock).and_then(|(mut store, core)| {
+                for shadow in self.shadow.values() {
+                    arm_deadline(&mut store, &self.clock);
+                    core.qserve_core_sessions()
+                        .call_restore(&mut store, &shadow.session, shadow.last_event_id)
+                        .map_err(|err| {
+                            format!(
+                                "restoring session {}: {}",
+                                shadow.session.id,
+                                crate::fault::describe(&err, CORE_CALL_DEADLINE)
+                            )
+                        })?;
+                }
+                Ok((store, core))
+            });
         match rebuilt {
             Ok((store, core)) => {
                 self.store = store;
@@ -187,9 +201,9 @@ impl CoreGuest {
                     "core guest rebuilt; live sessions restored"
                 );
             }
-            Err(err) => {
-                tracing::error!("could not rebuild the core guest: {err:#}");
-                self.broken = Some(format!("{err:#}"));
+            Err(reason) => {
+                tracing::error!("could not rebuild the core guest: {reason}");
+                self.broken = Some(reason);
             }
         }
     }
@@ -197,7 +211,7 @@ impl CoreGuest {
     // ---- lifecycle ----
 
     pub fn stats(&mut self) -> Result<CoreStats, CoreFault> {
-        self.call("stats", |c, s| c.qserve_bridge_lifecycle().call_stats(s))
+        self.call("stats", |c, s| c.qserve_core_lifecycle().call_stats(s))
     }
 
     pub fn limits(&self) -> CoreLimits {
@@ -212,7 +226,7 @@ impl CoreGuest {
         scope: Scope,
     ) -> Result<Result<OpenOutcome, OpenError>, CoreFault> {
         let outcome = self.call("open", |c, s| {
-            c.qserve_bridge_sessions().call_open(s, workspace, scope)
+            c.qserve_core_sessions().call_open(s, workspace, scope)
         })?;
         if let Ok(OpenOutcome::Attached(session)) = &outcome {
             self.remember(session);
@@ -226,7 +240,7 @@ impl CoreGuest {
         agent_session_id: &str,
     ) -> Result<Result<Session, String>, CoreFault> {
         let created = self.call("finish-create", |c, s| {
-            c.qserve_bridge_sessions()
+            c.qserve_core_sessions()
                 .call_finish_create(s, reservation, agent_session_id)
         })?;
         if let Ok(session) = &created {
@@ -243,13 +257,13 @@ impl CoreGuest {
 
     pub fn abort_create(&mut self, reservation: u64) -> Result<(), CoreFault> {
         self.call("abort-create", |c, s| {
-            c.qserve_bridge_sessions().call_abort_create(s, reservation)
+            c.qserve_core_sessions().call_abort_create(s, reservation)
         })
     }
 
     pub fn attach(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
         let session = self.call("attach", |c, s| {
-            c.qserve_bridge_sessions().call_attach(s, session_id)
+            c.qserve_core_sessions().call_attach(s, session_id)
         })?;
         if let Some(session) = &session {
             self.remember(session);
@@ -259,7 +273,7 @@ impl CoreGuest {
 
     pub fn detach(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
         let session = self.call("detach", |c, s| {
-            c.qserve_bridge_sessions().call_detach(s, session_id)
+            c.qserve_core_sessions().call_detach(s, session_id)
         })?;
         if let Some(session) = &session {
             self.remember(session);
@@ -269,26 +283,24 @@ impl CoreGuest {
 
     pub fn get(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
         self.call("get", |c, s| {
-            c.qserve_bridge_sessions().call_get(s, session_id)
+            c.qserve_core_sessions().call_get(s, session_id)
         })
     }
 
     pub fn list_workspace(&mut self, workspace: &str) -> Result<Vec<Session>, CoreFault> {
         self.call("list-workspace", |c, s| {
-            c.qserve_bridge_sessions().call_list_workspace(s, workspace)
+            c.qserve_core_sessions().call_list_workspace(s, workspace)
         })
     }
 
     pub fn list_all(&mut self) -> Result<Vec<Session>, CoreFault> {
-        self.call("list-all", |c, s| {
-            c.qserve_bridge_sessions().call_list_all(s)
-        })
+        self.call("list-all", |c, s| c.qserve_core_sessions().call_list_all(s))
     }
 
     pub fn remove(&mut self, session_id: &str) -> Result<Option<Session>, CoreFault> {
         self.shadow.remove(session_id);
         self.call("remove", |c, s| {
-            c.qserve_bridge_sessions().call_remove(s, session_id)
+            c.qserve_core_sessions().call_remove(s, session_id)
         })
     }
 
@@ -309,7 +321,7 @@ impl CoreGuest {
         originator: Option<&str>,
     ) -> Result<Option<u64>, CoreFault> {
         let published = self.call("publish", |c, s| {
-            c.qserve_bridge_events()
+            c.qserve_core_events()
                 .call_publish(s, session_id, kind, data, originator)
         })?;
         match published {
@@ -339,7 +351,7 @@ impl CoreGuest {
             lengths.push(data.as_ref().len() as u32);
         }
         let published = self.call("publish-batch", |c, s| {
-            c.qserve_bridge_events()
+            c.qserve_core_events()
                 .call_publish_batch(s, session_id, kind, &packed, &lengths)
         })?;
         match published {
@@ -364,28 +376,30 @@ impl CoreGuest {
         after: u64,
     ) -> Result<Option<Vec<Event>>, CoreFault> {
         let replayed = self.call("replay", |c, s| {
-            c.qserve_bridge_events().call_replay(s, session_id, after)
+            c.qserve_core_events().call_replay(s, session_id, after)
         })?;
         Ok(replayed.ok())
     }
 
     pub fn last_event_id(&mut self, session_id: &str) -> Result<Option<u64>, CoreFault> {
         let last = self.call("last-id", |c, s| {
-            c.qserve_bridge_events().call_last_id(s, session_id)
+            c.qserve_core_events().call_last_id(s, session_id)
         })?;
         Ok(last.ok())
     }
 
     // ---- permissions ----
 
+    /// Register a request whose votes must name one of `option_ids` (the
+    /// offered options' ids).
     pub fn register_permission(
         &mut self,
         session_id: &str,
-        options: &[PermissionOption],
+        option_ids: &[String],
     ) -> Result<Result<String, RegisterError>, CoreFault> {
         self.call("register", |c, s| {
-            c.qserve_bridge_permissions()
-                .call_register(s, session_id, options)
+            c.qserve_core_permissions()
+                .call_register(s, session_id, option_ids)
         })
     }
 
@@ -395,45 +409,65 @@ impl CoreGuest {
         outcome: &VoteOutcome,
     ) -> Result<Result<Resolution, VoteError>, CoreFault> {
         self.call("vote", |c, s| {
-            c.qserve_bridge_permissions()
+            c.qserve_core_permissions()
                 .call_vote(s, request_id, outcome)
         })
     }
 
     pub fn expire_permission(&mut self, request_id: &str) -> Result<Option<Resolution>, CoreFault> {
         self.call("expire", |c, s| {
-            c.qserve_bridge_permissions().call_expire(s, request_id)
+            c.qserve_core_permissions().call_expire(s, request_id)
         })
     }
 
     pub fn cancel_permissions(&mut self, session_id: &str) -> Result<Vec<Resolution>, CoreFault> {
         self.call("cancel-session", |c, s| {
-            c.qserve_bridge_permissions()
+            c.qserve_core_permissions()
                 .call_cancel_session(s, session_id)
-        })
-    }
-
-    pub fn permission_options(
-        &mut self,
-        request_id: &str,
-    ) -> Result<Option<Vec<PermissionOption>>, CoreFault> {
-        self.call("options", |c, s| {
-            c.qserve_bridge_permissions().call_options(s, request_id)
         })
     }
 }
 
+/// A fresh, configured core, all of it under the call deadline: a core whose
+/// start code or `configure` hangs is stopped and reported, not waited on.
 fn instantiate(
     pre: &CorePre<GuestState>,
     limits: &CoreLimits,
-) -> wasmtime::Result<(Store<GuestState>, Core)> {
-    let state = GuestState::new(Arc::from("core"), CORE_MEMORY_CAP, Arc::from(""));
+    clock: &GuestClock,
+) -> Result<(Store<GuestState>, Core), String> {
+    let state = GuestState::new(Arc::from("core"), Caps::core(CORE_MEMORY_CAP));
     let mut store = Store::new(pre.engine(), state);
-    store.limiter(|s| s.limits());
-    // Instantiation runs guest start code: give it a deadline too.
-    store.set_epoch_deadline(u64::MAX / 2);
-    let core = pre.instantiate(&mut store)?;
-    core.qserve_bridge_lifecycle()
-        .call_configure(&mut store, *limits)?;
+    store.limiter(|s| s.limiter());
+    // Checked at every epoch tick the call spans: past its due time, trap.
+    let ticking = clock.clone();
+    store.epoch_deadline_callback(move |ctx| {
+        if ticking.now_ms() >= ctx.data().due_ms {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+    arm_deadline(&mut store, clock);
+    let core = pre.instantiate(&mut store).map_err(|err| {
+        format!(
+            "its start code failed: {}",
+            crate::fault::describe(&err, CORE_CALL_DEADLINE)
+        )
+    })?;
+    arm_deadline(&mut store, clock);
+    core.qserve_core_lifecycle()
+        .call_configure(&mut store, *limits)
+        .map_err(|err| {
+            format!(
+                "configure failed: {}",
+                crate::fault::describe(&err, CORE_CALL_DEADLINE)
+            )
+        })?;
     Ok((store, core))
+}
+
+/// Give the next call [`CORE_CALL_DEADLINE`] from now (checked each tick).
+fn arm_deadline(store: &mut Store<GuestState>, clock: &GuestClock) {
+    store.data_mut().due_ms = clock.now_ms() + CORE_CALL_DEADLINE.as_millis() as u64;
+    store.set_epoch_deadline(1);
 }

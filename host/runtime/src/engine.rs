@@ -1,13 +1,24 @@
 //! One wasmtime [`Engine`] per daemon, its epoch ticker, and component loading.
+//!
+//! One engine serves both guests. The core is called synchronously from its
+//! owner thread, the policy with `call_async` from tokio tasks: since
+//! wasmtime 45 whether a store is "async" is a property of the store (its
+//! epoch callback yields, its linker has async functions), not of the
+//! engine (`Config::async_support` is a no-op), so a second engine would only
+//! add a second epoch ticker and a second set of cache keys.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
+use sha2::{Digest, Sha256};
+
 use crate::cache::CompiledCache;
+use crate::embedded::builtin;
 use crate::error::LoadError;
 
 /// How the engine is set up.
@@ -15,7 +26,8 @@ use crate::error::LoadError;
 pub struct EngineOptions {
     /// Where compiled components are kept between runs (`None`: no disk cache).
     pub cache_dir: Option<PathBuf>,
-    /// Granularity of every guest deadline: the epoch advances this often.
+    /// Granularity of every guest deadline: the epoch advances (and a guest
+    /// running past its deadline is checked) this often.
     pub epoch_tick: Duration,
 }
 
@@ -33,15 +45,32 @@ impl Default for EngineOptions {
 pub struct GuestEngine {
     engine: Engine,
     cache: Option<Arc<CompiledCache>>,
-    epoch_tick: Duration,
+    clock: GuestClock,
+}
+
+/// Milliseconds since the engine started, as of the last epoch tick: what
+/// the core's deadlines are checked against. Wall time, not a count of
+/// ticks: on a loaded machine the ticker thread wakes late, and counting
+/// ticks would stretch every deadline by as much.
+#[derive(Clone)]
+pub(crate) struct GuestClock(Arc<AtomicU64>);
+
+impl GuestClock {
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// A compiled component and where it came from (for messages).
 #[derive(Clone)]
 pub struct LoadedComponent {
-    /// A path, or `embedded core` / `embedded default policy`.
+    /// A path, `builtin:NAME`, or `embedded core`.
     pub origin: String,
     pub component: Component,
+    /// Lowercase hex SHA-256 of the component's bytes: what `policy list`,
+    /// `/capabilities` and the decision log show, so an operator can tell
+    /// exactly which build decided.
+    pub sha256: String,
 }
 
 impl GuestEngine {
@@ -63,11 +92,12 @@ impl GuestEngine {
             },
             None => None,
         };
-        spawn_epoch_ticker(&engine, options.epoch_tick);
+        let clock = GuestClock(Arc::new(AtomicU64::new(0)));
+        spawn_epoch_ticker(&engine, options.epoch_tick, clock.clone());
         Ok(GuestEngine {
             engine,
             cache,
-            epoch_tick: options.epoch_tick,
+            clock,
         })
     }
 
@@ -75,10 +105,20 @@ impl GuestEngine {
         &self.engine
     }
 
-    /// Epoch ticks that cover `deadline` (at least one).
-    pub(crate) fn ticks_for(&self, deadline: Duration) -> u64 {
-        let tick = self.epoch_tick.as_nanos().max(1);
-        (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+    pub(crate) fn clock(&self) -> &GuestClock {
+        &self.clock
+    }
+
+    /// Load `builtin:NAME` (compiled into the binary) or a component file.
+    pub fn load_component(&self, spec: &str) -> Result<LoadedComponent, LoadError> {
+        if spec.starts_with("builtin:") {
+            let found = builtin::find(spec).ok_or_else(|| LoadError::UnknownBuiltin {
+                name: spec.to_owned(),
+                known: builtin::names(),
+            })?;
+            return self.load_bytes(found.name, found.bytes, "policy");
+        }
+        self.load_file(Path::new(spec))
     }
 
     /// Load a component file, naming the file in every error.
@@ -99,8 +139,9 @@ impl GuestEngine {
         world: &'static str,
     ) -> Result<LoadedComponent, LoadError> {
         check_is_component(origin, bytes, world)?;
+        let sha256 = hex(&Sha256::digest(bytes));
         let component = match &self.cache {
-            Some(cache) => cache.load(&self.engine, bytes),
+            Some(cache) => cache.load(&self.engine, bytes, &sha256),
             None => Component::new(&self.engine, bytes),
         }
         .map_err(|err| LoadError::Compile {
@@ -110,8 +151,13 @@ impl GuestEngine {
         Ok(LoadedComponent {
             origin: origin.to_owned(),
             component,
+            sha256,
         })
     }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Tell a component from a core module or garbage before wasmtime does, so the
@@ -131,14 +177,20 @@ fn check_is_component(origin: &str, bytes: &[u8], world: &'static str) -> Result
     }
 }
 
-fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
+fn spawn_epoch_ticker(engine: &Engine, tick: Duration, clock: GuestClock) {
     let weak = engine.weak();
+    let origin = Instant::now();
     std::thread::Builder::new()
         .name("qserve-epoch".into())
         .spawn(move || loop {
             std::thread::sleep(tick);
             match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
+                Some(engine) => {
+                    clock
+                        .0
+                        .store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    engine.increment_epoch();
+                }
                 None => return,
             }
         })

@@ -1,47 +1,44 @@
 //! What a guest's `Store` holds, and the host functions guests may import.
 //!
-//! Everything a guest can reach goes through here: a log line, a monotonic
-//! clock, a random id, the policy's configuration document — and, for guests
-//! from languages whose toolchains import WASI, a WASI context with no
-//! preopened directories, no environment, no network and stdout/stderr
-//! captured into our log.
+//! Everything a guest can reach goes through here: a log line (escaped,
+//! truncated, rate-limited: `guest_log`), a monotonic clock, the wall clock
+//! (policies only), a random id — and, for guests from languages whose
+//! toolchains import WASI, a WASI context with no preopened directories, no
+//! environment, no arguments, no network, an empty stdin and stdout/stderr
+//! written line by line through the same log gate.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use tracing::Level;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::host_iface::{self, LogLevel};
-use crate::bindings::policy_world::qserve::bridge::policy_config;
-
-/// Captured WASI stdout/stderr per instance. Bounded: once full, the guest's
-/// writes fail instead of growing the daemon.
-const CAPTURED_OUTPUT_BYTES: usize = 256 * 1024;
+use crate::bindings::{core_host, policy_host, policy_types};
+use crate::guest_log::{LogGate, OutputSink};
+use crate::limits::{Caps, GuestLimiter};
 
 pub(crate) struct GuestState {
-    /// Names the guest in log lines (`core`, `policy:readonly`, …).
-    label: Arc<str>,
-    limits: StoreLimits,
-    /// Contents of `--policy-config` (empty for the core or when not given).
-    config_document: Arc<str>,
+    limiter: GuestLimiter,
     epoch_origin: Instant,
+    gate: Arc<Mutex<LogGate>>,
+    stdout: OutputSink,
+    stderr: OutputSink,
     wasi: WasiCtx,
     table: ResourceTable,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
-    /// How much of `stdout`/`stderr` has already been logged.
-    logged_out: usize,
-    logged_err: usize,
+    /// When the running call must end (policies: read by the epoch callback).
+    pub(crate) call_due: Option<Instant>,
+    /// The same for the core, on the engine's coarse clock (`GuestClock`).
+    pub(crate) due_ms: u64,
 }
 
 impl GuestState {
-    pub(crate) fn new(label: Arc<str>, memory_cap: usize, config_document: Arc<str>) -> Self {
-        let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-        // Deliberately nothing inherited: no env, no args, no preopens, no sockets.
+    pub(crate) fn new(label: Arc<str>, caps: Caps) -> Self {
+        let gate = Arc::new(Mutex::new(LogGate::new(label)));
+        let stdout = OutputSink::new(gate.clone(), "stdout", Level::INFO);
+        let stderr = OutputSink::new(gate.clone(), "stderr", Level::WARN);
+        // Deliberately nothing inherited: no env, no args, no preopens, no
+        // sockets; stdin is the builder's default, an empty stream.
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -50,55 +47,63 @@ impl GuestState {
             .allow_ip_name_lookup(false)
             .build();
         GuestState {
-            label,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_cap)
-                .trap_on_grow_failure(true)
-                .instances(16)
-                .build(),
-            config_document,
+            limiter: GuestLimiter::new(caps),
             epoch_origin: Instant::now(),
-            wasi,
-            table: ResourceTable::new(),
+            gate,
             stdout,
             stderr,
-            logged_out: 0,
-            logged_err: 0,
+            wasi,
+            table: ResourceTable::new(),
+            call_due: None,
+            due_ms: 0,
         }
     }
 
-    pub(crate) fn limits(&mut self) -> &mut StoreLimits {
-        &mut self.limits
+    pub(crate) fn limiter(&mut self) -> &mut GuestLimiter {
+        &mut self.limiter
     }
 
-    /// Forward whatever the guest wrote to WASI stdout/stderr since the last call.
-    pub(crate) fn flush_captured_output(&mut self) {
-        for (pipe, logged, stream) in [
-            (&self.stdout, &mut self.logged_out, "stdout"),
-            (&self.stderr, &mut self.logged_err, "stderr"),
-        ] {
-            let contents = pipe.contents();
-            if contents.len() > *logged {
-                let fresh = String::from_utf8_lossy(&contents[*logged..]);
-                for line in fresh.lines() {
-                    tracing::info!(guest = %self.label, stream, "{line}");
-                }
-                *logged = contents.len();
-            }
-        }
+    /// Name the guest in its log lines from now on (`policy:NAME` once `init` told us).
+    pub(crate) fn set_label(&mut self, label: Arc<str>) {
+        self.gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_label(label);
+    }
+
+    /// Log what the guest printed without a final newline (after each call).
+    pub(crate) fn flush_output(&mut self) {
+        self.stdout.flush_partial();
+        self.stderr.flush_partial();
+    }
+
+    fn log(&mut self, level: Level, message: &str) {
+        self.gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .line(level, None, message);
     }
 }
 
-impl host_iface::Host for GuestState {
-    fn log(&mut self, level: LogLevel, message: String) {
-        let guest = &*self.label;
-        match level {
-            LogLevel::Trace => tracing::trace!(guest, "{message}"),
-            LogLevel::Debug => tracing::debug!(guest, "{message}"),
-            LogLevel::Info => tracing::info!(guest, "{message}"),
-            LogLevel::Warn => tracing::warn!(guest, "{message}"),
-            LogLevel::Error => tracing::error!(guest, "{message}"),
-        }
+impl Drop for GuestState {
+    fn drop(&mut self) {
+        self.flush_output();
+        let (memory, table_elements) = self.limiter.totals();
+        tracing::trace!(memory, table_elements, "guest instance dropped");
+    }
+}
+
+impl core_host::Host for GuestState {
+    fn log(&mut self, level: core_host::LogLevel, message: String) {
+        use core_host::LogLevel as L;
+        let level = match level {
+            L::Trace => Level::TRACE,
+            L::Debug => Level::DEBUG,
+            L::Info => Level::INFO,
+            L::Warn => Level::WARN,
+            L::Error => Level::ERROR,
+        };
+        GuestState::log(self, level, &message);
     }
 
     fn monotonic_now_ms(&mut self) -> u64 {
@@ -110,11 +115,36 @@ impl host_iface::Host for GuestState {
     }
 }
 
-impl policy_config::Host for GuestState {
-    fn get(&mut self) -> String {
-        self.config_document.to_string()
+impl policy_host::Host for GuestState {
+    fn log(&mut self, level: policy_host::LogLevel, message: String) {
+        use policy_host::LogLevel as L;
+        let level = match level {
+            L::Trace => Level::TRACE,
+            L::Debug => Level::DEBUG,
+            L::Info => Level::INFO,
+            L::Warn => Level::WARN,
+            L::Error => Level::ERROR,
+        };
+        GuestState::log(self, level, &message);
+    }
+
+    fn monotonic_now_ms(&mut self) -> u64 {
+        self.epoch_origin.elapsed().as_millis() as u64
+    }
+
+    fn wall_clock_ms(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn random_id(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
     }
 }
+
+impl policy_types::Host for GuestState {}
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {

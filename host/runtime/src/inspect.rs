@@ -1,28 +1,18 @@
 //! `qserve-host policy inspect|check`: what a component imports and exports,
-//! and whether it fits the `policy` world — in sentences, not parser errors.
+//! which contract it was built for, and whether it loads under the given
+//! limits — in sentences, not parser errors.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use wasmtime::component::types::ComponentItem;
 
+use crate::contract::{DECIDE_FUNCTIONS, DECIDE_INTERFACE, POLICY_CONTRACT};
 use crate::engine::GuestEngine;
 use crate::error::LoadError;
-use crate::policy_guest::{PolicyGuest, PolicyOptions};
+use crate::policy::{Policy, PolicyOptions};
 
-/// The interface a policy must export, and its functions.
-pub const DECIDE_INTERFACE: &str = "qserve:bridge/decide@0.1.0";
-const DECIDE_FUNCTIONS: [&str; 4] = [
-    "info",
-    "on-permission-request",
-    "on-session-create",
-    "on-file-access",
-];
 /// Imports the host provides for real; WASI is provided locked down.
-const PROVIDED_IMPORTS: [&str; 2] = [
-    "qserve:bridge/host@0.1.0",
-    "qserve:bridge/policy-config@0.1.0",
-];
+const PROVIDED_IMPORTS: [&str; 2] = ["qserve:policy/host@0.2.0", "qserve:policy/types@0.2.0"];
 
 /// One import or export and the functions it carries (for instances).
 #[derive(Debug, Clone)]
@@ -33,14 +23,19 @@ pub struct Item {
 
 #[derive(Debug, Clone)]
 pub struct Inspection {
+    /// `builtin:NAME` or the path.
     pub origin: String,
+    /// Lowercase hex SHA-256 of the component's bytes.
+    pub sha256: String,
     pub imports: Vec<Item>,
     pub exports: Vec<Item>,
-    /// Empty when the component fits the `policy` world.
+    /// Empty when the component loads as a policy under the given options.
     pub problems: Vec<String>,
+    /// Imports that load but fail when called (the decision fails closed).
+    pub warnings: Vec<String>,
     /// Things worth knowing that do not stop it from loading.
     pub notes: Vec<String>,
-    /// `name version` from its `info()`, when it loaded.
+    /// `name version` from its `init`, when it loaded.
     pub policy: Option<String>,
 }
 
@@ -53,6 +48,7 @@ impl Inspection {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "component: {}", self.origin);
+        let _ = writeln!(out, "sha256: {}", self.sha256);
         for (title, items) in [("imports", &self.imports), ("exports", &self.exports)] {
             let _ = writeln!(out, "{title}:");
             if items.is_empty() {
@@ -65,6 +61,9 @@ impl Inspection {
                     let _ = writeln!(out, "  {}: {}", item.name, item.functions.join(", "));
                 }
             }
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
         }
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
@@ -82,10 +81,23 @@ impl Inspection {
     }
 }
 
-/// Inspect a policy component file. `Err` only when the file is not a
-/// component at all (unreadable, not Wasm, a core module, does not compile).
-pub fn inspect_policy(engine: &GuestEngine, path: &Path) -> Result<Inspection, LoadError> {
-    let loaded = engine.load_file(path)?;
+/// Inspect a policy component (`builtin:NAME` or a path), loading it as the
+/// daemon would under `options` (deadline, memory cap) with `config` handed
+/// to `init` (`None`: `options.config_document`). `Err` only when it is not
+/// a component at all (unreadable, not Wasm, a core module, does not
+/// compile, unknown builtin); every other problem is in
+/// [`Inspection::problems`].
+pub async fn inspect_policy(
+    engine: &GuestEngine,
+    spec: &str,
+    options: &PolicyOptions,
+    config: Option<&str>,
+) -> Result<Inspection, LoadError> {
+    let mut options = options.clone();
+    if let Some(config) = config {
+        options.config_document = config.into();
+    }
+    let loaded = engine.load_component(spec)?;
     let ty = loaded.component.component_type();
     let wasm_engine = engine.engine();
     let item = |name: &str, kind: ComponentItem| Item {
@@ -93,6 +105,7 @@ pub fn inspect_policy(engine: &GuestEngine, path: &Path) -> Result<Inspection, L
         functions: match kind {
             ComponentItem::ComponentInstance(instance) => instance
                 .exports(wasm_engine)
+                .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
                 .map(|(name, _)| name.to_owned())
                 .collect(),
             _ => Vec::new(),
@@ -108,32 +121,23 @@ pub fn inspect_policy(engine: &GuestEngine, path: &Path) -> Result<Inspection, L
         .collect();
 
     let mut problems = Vec::new();
-    match exports.iter().find(|e| e.name == DECIDE_INTERFACE) {
-        None => {
-            let similar: Vec<&str> = exports
-                .iter()
-                .filter(|e| e.name.contains("decide"))
-                .map(|e| e.name.as_str())
-                .collect();
-            let mut problem = format!("it does not export `{DECIDE_INTERFACE}`");
-            if !similar.is_empty() {
-                let _ = write!(
-                    problem,
-                    " (it exports {}: another version?)",
-                    similar.join(", ")
-                );
-            }
-            problems.push(problem);
-        }
-        Some(decide) => {
-            for func in DECIDE_FUNCTIONS {
-                if !decide.functions.iter().any(|f| f == func) {
-                    problems.push(format!("`{DECIDE_INTERFACE}` lacks the function `{func}`"));
+    match crate::contract::check_exports(&loaded.origin, exports.iter().map(|e| e.name.as_str())) {
+        Err(refused) => problems.push(refused.to_string()),
+        Ok(()) => match exports.iter().find(|e| e.name == DECIDE_INTERFACE) {
+            None => problems.push(format!(
+                "it does not export `{DECIDE_INTERFACE}` (a {POLICY_CONTRACT} policy exports it)"
+            )),
+            Some(decide) => {
+                for func in DECIDE_FUNCTIONS {
+                    if !decide.functions.iter().any(|f| f == func) {
+                        problems.push(format!("`{DECIDE_INTERFACE}` lacks the function `{func}`"));
+                    }
                 }
             }
-        }
+        },
     }
     let mut notes = Vec::new();
+    let mut warnings = Vec::new();
     for import in &imports {
         let name = import.name.as_str();
         if PROVIDED_IMPORTS.contains(&name) {
@@ -141,28 +145,43 @@ pub fn inspect_policy(engine: &GuestEngine, path: &Path) -> Result<Inspection, L
         }
         if name.starts_with("wasi:") {
             notes.push(format!(
-                "imports `{name}`: given a locked-down WASI (no files, env, network; output to the log)"
+                "imports `{name}`: given a locked-down WASI (no files, env, args, network; \
+                 empty stdin; output to the log)"
             ));
         } else {
-            notes.push(format!(
-                "imports `{name}`, which qserve does not provide: calls to it trap (and fail closed)"
+            warnings.push(format!(
+                "imports `{name}`, which qserve does not provide: calls to it trap (and the \
+                 decision fails closed)"
             ));
         }
     }
 
-    // The authoritative check: link and type-check it exactly as the daemon would.
+    // The authoritative check: load it exactly as the daemon would.
     let mut policy = None;
     if problems.is_empty() {
-        match PolicyGuest::new(engine, &loaded, PolicyOptions::default()) {
-            Ok(guest) => policy = Some(format!("{} {}", guest.info().name, guest.info().version)),
+        let deadline = options.call_deadline;
+        let memory_cap = options.memory_cap;
+        match Policy::load(engine, &loaded, options).await {
+            Ok(loaded_policy) => {
+                let identity = loaded_policy.identity();
+                policy = Some(format!("{} {}", identity.name, identity.version));
+                notes.push(format!(
+                    "instantiated and accepted its configuration in init() under a {} MiB \
+                     memory cap; each decision must finish within {} ms",
+                    memory_cap >> 20,
+                    deadline.as_millis()
+                ));
+            }
             Err(err) => problems.push(err.to_string()),
         }
     }
     Ok(Inspection {
         origin: loaded.origin,
+        sha256: loaded.sha256,
         imports,
         exports,
         problems,
+        warnings,
         notes,
         policy,
     })

@@ -3,8 +3,8 @@
 mod support;
 
 use qserve_runtime::{
-    CoreGuest, CoreLimits, OpenError, OpenOutcome, PermissionOption, RegisterError, Scope,
-    VoteError, VoteOutcome, EMBEDDED_CORE,
+    CoreGuest, CoreLimits, OpenError, OpenOutcome, RegisterError, Scope, VoteError, VoteOutcome,
+    EMBEDDED_CORE,
 };
 
 fn core(max_sessions: u32, ring_size: u32, max_pending: u32) -> CoreGuest {
@@ -43,14 +43,11 @@ fn retained_ids(core: &mut CoreGuest, sid: &str, after: u64) -> Vec<u64> {
         .collect()
 }
 
-fn options() -> Vec<PermissionOption> {
-    ["allow_once", "reject_once"]
+/// The offered options' ids.
+fn options() -> Vec<String> {
+    ["opt-allow_once", "opt-reject_once"]
         .iter()
-        .map(|kind| PermissionOption {
-            option_id: format!("opt-{kind}"),
-            name: kind.to_string(),
-            kind: kind.to_string(),
-        })
+        .map(|id| id.to_string())
         .collect()
 }
 
@@ -338,4 +335,30 @@ fn a_batch_is_ringed_in_order_with_consecutive_ids() {
             .unwrap(),
         None
     );
+}
+
+/// A core whose `configure` never returns fails to load, at its deadline,
+/// with a sentence saying so (instantiation and `configure` run under the
+/// same 2 s deadline as every core call; a rebuild after a fault too).
+#[test]
+fn a_core_whose_configure_hangs_fails_to_load_at_its_deadline() {
+    let started = std::time::Instant::now();
+    let err = CoreGuest::new(
+        support::engine(),
+        &support::component("core-faulty"),
+        CoreLimits {
+            max_sessions: 0,
+            ring_size: 100,
+            max_pending_permissions: 0xDEAD,
+        },
+    )
+    .err()
+    .expect("a hanging configure refuses the load");
+    let message = err.to_string();
+    assert!(
+        message
+            .contains("could not be instantiated: configure failed: exceeded its 2000 ms deadline"),
+        "{message}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

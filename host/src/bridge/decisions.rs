@@ -119,7 +119,10 @@ pub async fn resolve_blocking(
 /// access would be, or — when it cannot be resolved — marked outside and
 /// missing, which no sane policy allows.
 fn resolved_location(workspace: &str, requested: &str) -> ResolvedPath {
-    match qserve_acp::fs::resolve(std::path::Path::new(workspace), std::path::Path::new(requested)) {
+    match qserve_acp::fs::resolve(
+        std::path::Path::new(workspace),
+        std::path::Path::new(requested),
+    ) {
         Ok(resolved) => wit_path(&resolved),
         Err(_) => ResolvedPath {
             requested: requested.to_owned(),
@@ -235,6 +238,32 @@ pub struct DecisionRecord {
     pub policy_verdict: &'static str,
     pub policy_reason: String,
     pub policy_latency: Duration,
+    /// For the decision log only (replay needs them; streams do not).
+    pub log_only: serde_json::Map<String, Value>,
+}
+
+/// Largest `rawInput` kept in a decision-log record (a write's raw input
+/// holds the whole file); larger ones are left out and marked.
+const MAX_LOGGED_RAW_INPUT: usize = 16 * 1024;
+
+/// `toolCall.rawInput` (bounded) and the policy's own ask timeout, which
+/// `policy replay` needs to rebuild and compare a decision.
+pub fn permission_log_only(
+    summary: &ToolCallSummary,
+    policy_timeout: Option<Duration>,
+) -> serde_json::Map<String, Value> {
+    let mut extra = serde_json::Map::new();
+    if let Some(raw) = &summary.raw_input {
+        if raw.to_string().len() <= MAX_LOGGED_RAW_INPUT {
+            extra.insert("rawInput".into(), raw.clone());
+        } else {
+            extra.insert("rawInputOmitted".into(), json!(true));
+        }
+    }
+    if let Some(timeout) = policy_timeout {
+        extra.insert("policyTimeoutMs".into(), json!(timeout.as_millis() as u64));
+    }
+    extra
 }
 
 impl DecisionRecord {
@@ -282,6 +311,7 @@ impl DecisionRecord {
             "workspace": self.context.workspace,
             "agent": agent_json(&self.context.agent),
             "phase": match self.context.phase { Phase::Create => "create", Phase::Attach => "attach", Phase::Running => "running" },
+            "scope": match self.context.scope { SessionScope::Single => "single", SessionScope::Thread => "thread" },
             "verdict": outcome,
             "optionId": option_id,
             "reason": reason,
@@ -295,6 +325,12 @@ impl DecisionRecord {
         });
         for (key, value) in &self.subject {
             line[key.as_str()] = value.clone();
+        }
+        for (key, value) in &self.log_only {
+            match key.as_str() {
+                "rawInput" | "rawInputOmitted" => line["toolCall"][key.as_str()] = value.clone(),
+                _ => line[key.as_str()] = value.clone(),
+            }
         }
         line
     }
@@ -363,6 +399,9 @@ mod tests {
         assert_eq!(tool_kind("switch_mode"), ToolKind::SwitchMode);
         assert_eq!(tool_kind("teleport"), ToolKind::Other("teleport".into()));
         assert_eq!(option_kind("reject_always"), OptionKind::RejectAlways);
-        assert_eq!(option_kind("proceed_x"), OptionKind::Other("proceed_x".into()));
+        assert_eq!(
+            option_kind("proceed_x"),
+            OptionKind::Other("proceed_x".into())
+        );
     }
 }

@@ -56,7 +56,7 @@ impl Inner {
     /// Resolve, ask the policy, record the decision; the resolved path is
     /// what the caller must open.
     async fn check_access(
-        &self,
+        self: &Arc<Self>,
         session_id: &str,
         host: &AgentHost,
         path: &std::path::Path,
@@ -69,6 +69,7 @@ impl Inner {
         let wit_path = decisions::wit_path(&resolved);
         let ctx = self.decision_context(session_id, &host.workspace, Phase::Running);
         let active = self.policy.current();
+        let shadow = self.shadow_file(&ctx, access, &wit_path);
         let decision = active.policy.decide_file(&ctx, access, &wit_path).await;
         let record = DecisionRecord {
             decision_id: uuid::Uuid::new_v4().to_string(),
@@ -85,6 +86,7 @@ impl Inner {
             },
             policy_reason: decision.reason.clone(),
             policy_latency: decision.latency,
+            log_only: serde_json::Map::new(),
         };
         self.publish_decision(session_id, &record, None, None).await;
         let source = if decision.fault.is_some() {
@@ -92,14 +94,17 @@ impl Inner {
         } else {
             Source::Policy
         };
-        self.decisions.append(&record.log_line(
-            if decision.allow { "allow" } else { "deny" },
-            None,
-            source,
-            &decision.reason,
-            None,
-            started.elapsed(),
-        ));
+        self.record(
+            record.log_line(
+                if decision.allow { "allow" } else { "deny" },
+                None,
+                source,
+                &decision.reason,
+                None,
+                started.elapsed(),
+            ),
+            shadow,
+        );
         if decision.allow {
             Ok(resolved)
         } else {

@@ -16,6 +16,7 @@
 //! | [`files`] | the agent's `fs/*` requests: resolved, gated by the policy, performed on what was approved |
 //! | [`decisions`] | the context every policy decision gets; `policy_decision` events and decision-log records |
 //! | [`policy_swap`] | hot swap: reload, `policy_changed` to every stream |
+//! | [`shadow`] | shadow mode: a candidate policy's verdicts, recorded, never acted on |
 //! | [`models`] | model switching |
 //! | [`lifecycle`] | an agent's death, daemon shutdown |
 
@@ -29,6 +30,7 @@ mod permissions;
 mod policy_swap;
 mod prompts;
 mod sessions;
+mod shadow;
 mod waiters;
 
 use std::collections::HashMap;
@@ -85,6 +87,8 @@ pub(crate) struct Inner {
     hub: GuestActor<Hub>,
     /// The active policy; swapped whole by a reload.
     policy: Arc<PolicySlot>,
+    /// `--shadow-component`: decides too, only recorded.
+    shadow: Option<Arc<PolicySlot>>,
     /// `--decision-log` (a no-op handle when not configured).
     decisions: DecisionLog,
     /// The agent as decisions name it.
@@ -107,6 +111,7 @@ impl Bridge {
         config: BridgeConfig,
         core: impl FnOnce() -> CoreGuest + Send + 'static,
         policy: Arc<PolicySlot>,
+        shadow: Option<Arc<PolicySlot>>,
         decisions: DecisionLog,
     ) -> Self {
         let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
@@ -129,6 +134,7 @@ impl Bridge {
                     Hub::new(core)
                 }),
                 policy,
+                shadow,
                 waiters: Arc::default(),
                 agents: Mutex::default(),
                 sessions: Mutex::default(),
@@ -158,6 +164,16 @@ impl Bridge {
         self.inner.decisions.reopen();
         if let Err(err) = self.inner.reload_startup_policy().await {
             tracing::error!("policy reload on SIGHUP failed; the old policy stays active: {err}");
+        }
+        if let Some(shadow) = &self.inner.shadow {
+            match shadow.reload_startup().await {
+                Ok((_, new)) => {
+                    tracing::info!(shadow = %new.name, version = %new.version, "shadow policy reloaded")
+                }
+                Err(err) => tracing::error!(
+                    "shadow policy reload on SIGHUP failed; the old shadow stays: {err}"
+                ),
+            }
         }
     }
 

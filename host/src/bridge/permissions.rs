@@ -46,10 +46,8 @@ impl Inner {
         let offered = decisions::offered_options(&request);
         // Cloned now: a policy swapped meanwhile does not touch this decision.
         let active = self.policy.current();
-        let decision = active
-            .policy
-            .decide_permission(&ctx, &call, &offered)
-            .await;
+        let shadow = self.shadow_permission(&ctx, &call, &offered);
+        let decision = active.policy.decide_permission(&ctx, &call, &offered).await;
         let record = DecisionRecord {
             decision_id: uuid::Uuid::new_v4().to_string(),
             kind: "permission",
@@ -59,6 +57,13 @@ impl Inner {
             policy_verdict: decision.verdict,
             policy_reason: decision.reason.clone(),
             policy_latency: decision.latency,
+            log_only: decisions::permission_log_only(
+                summary,
+                match decision.answer {
+                    PermissionAnswer::AskClients(timeout) => timeout,
+                    _ => None,
+                },
+            ),
         };
         let policy_source = if decision.fault.is_some() {
             Source::Fault
@@ -77,7 +82,8 @@ impl Inner {
                 }
             }
             PermissionAnswer::Cancelled => {
-                self.publish_decision(&session_id, &record, None, None).await;
+                self.publish_decision(&session_id, &record, None, None)
+                    .await;
                 AskEnd {
                     outcome: VoteOutcome::Cancelled,
                     source: policy_source,
@@ -95,14 +101,17 @@ impl Inner {
             VoteOutcome::Selected(option_id) => ("selected", Some(option_id.as_str())),
             VoteOutcome::Cancelled => ("cancelled", None),
         };
-        self.decisions.append(&record.log_line(
-            outcome_name,
-            option_id,
-            end.source,
-            &end.reason,
-            end.request_id.as_deref(),
-            started.elapsed(),
-        ));
+        self.record(
+            record.log_line(
+                outcome_name,
+                option_id,
+                end.source,
+                &end.reason,
+                end.request_id.as_deref(),
+                started.elapsed(),
+            ),
+            shadow,
+        );
         Ok(agent_answer(end.outcome))
     }
 

@@ -35,7 +35,9 @@ impl Inner {
         let (old, new) = match swapped {
             Ok(pair) => pair,
             Err(err) => {
-                tracing::error!("policy reload from {trigger} refused; the old policy stays active: {err}");
+                tracing::error!(
+                    "policy reload from {trigger} refused; the old policy stays active: {err}"
+                );
                 return Err(err);
             }
         };

@@ -124,7 +124,7 @@ impl Inner {
     /// Ask the policy whether this create or attach may happen; publish
     /// (attach) and log the decision.
     async fn admit(
-        &self,
+        self: &Arc<Self>,
         session_id: &str,
         workspace: &str,
         scope: Scope,
@@ -139,6 +139,7 @@ impl Inner {
             phase,
         );
         let active = self.policy.current();
+        let shadow = self.shadow_session(&ctx);
         let decision = active.policy.decide_session(&ctx).await;
         let record = DecisionRecord {
             decision_id: uuid::Uuid::new_v4().to_string(),
@@ -155,22 +156,26 @@ impl Inner {
             },
             policy_reason: decision.reason.clone(),
             policy_latency: decision.latency,
+            log_only: serde_json::Map::new(),
         };
         if phase == Phase::Attach {
             self.publish_decision(session_id, &record, None, None).await;
         }
-        self.decisions.append(&record.log_line(
-            if decision.allow { "allow" } else { "deny" },
-            None,
-            if decision.fault.is_some() {
-                Source::Fault
-            } else {
-                Source::Policy
-            },
-            &decision.reason,
-            None,
-            started.elapsed(),
-        ));
+        self.record(
+            record.log_line(
+                if decision.allow { "allow" } else { "deny" },
+                None,
+                if decision.fault.is_some() {
+                    Source::Fault
+                } else {
+                    Source::Policy
+                },
+                &decision.reason,
+                None,
+                started.elapsed(),
+            ),
+            shadow,
+        );
         if decision.allow {
             Ok(())
         } else {

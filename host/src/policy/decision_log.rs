@@ -101,7 +101,8 @@ impl DecisionLog {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
+    #[cfg(test)]
+    fn is_enabled(&self) -> bool {
         self.inner.is_some()
     }
 }

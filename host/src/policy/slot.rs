@@ -168,7 +168,8 @@ async fn load_active(
         ConfigSpec::Path(path) => {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
-                std::fs::read_to_string(&path).map_err(|source| ReloadError::Config { path, source })
+                std::fs::read_to_string(&path)
+                    .map_err(|source| ReloadError::Config { path, source })
             })
             .await
             .map_err(|_| ReloadError::Gone)??
@@ -179,7 +180,9 @@ async fn load_active(
     let component = sources.component.clone();
     let loaded: LoadedComponent = tokio::task::spawn_blocking(move || match component {
         ComponentSpec::Named(spec) => compile_engine.load_component(&spec),
-        ComponentSpec::Uploaded(bytes) => compile_engine.load_bytes("uploaded component", &bytes, "policy"),
+        ComponentSpec::Uploaded(bytes) => {
+            compile_engine.load_bytes("uploaded component", &bytes, "policy")
+        }
     })
     .await
     .map_err(|_| ReloadError::Gone)??;

@@ -39,6 +39,8 @@
 //! - `unknown-update`: a `session/update` with `sessionUpdate:
 //!   "future_variant_xyz"` and extra fields.
 //! - `echo TEXT`: a chunk with TEXT.
+//! - `env NAME…`: a chunk `env: NAME=set|unset …` (whether the agent was
+//!   given each variable; never the value).
 //!
 //! Every command ends the turn with `end_turn`, or `cancelled` if
 //! `session/cancel` arrived during it. Prompts of different sessions run

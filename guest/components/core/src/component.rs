@@ -40,6 +40,14 @@ struct CoreComponent;
 
 impl lifecycle::Guest for CoreComponent {
     fn configure(limits: lifecycle::Limits) {
+        // TEST ONLY (core-faulty): a core whose `configure` never returns,
+        // for the host's instantiation/configure deadline.
+        #[cfg(feature = "fault-injection")]
+        if limits.max_pending_permissions == 0xDEAD {
+            loop {
+                std::hint::spin_loop();
+            }
+        }
         with_core(|core| {
             core.configure(logic::Limits {
                 max_sessions: limits.max_sessions,

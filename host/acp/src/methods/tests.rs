@@ -185,10 +185,13 @@ fn tool_name_command_and_url_are_extracted_for_each_agent() {
     let argv = parse(json!({"toolCallId": "t", "rawInput": {"command": ["ls", "-la"]}}));
     assert_eq!(argv.command.as_deref(), Some("ls -la"));
     assert_eq!(argv.tool_name, None);
-    let fetch = parse(json!({"toolCallId": "t", "kind": "fetch", "rawInput": {"url": "https://example.org/x"}}));
+    let fetch = parse(
+        json!({"toolCallId": "t", "kind": "fetch", "rawInput": {"url": "https://example.org/x"}}),
+    );
     assert_eq!(fetch.url.as_deref(), Some("https://example.org/x"));
     // Odd shapes give nothing rather than an error.
-    let odd = parse(json!({"toolCallId": "t", "rawInput": {"command": 3}, "_meta": {"toolName": 7}}));
+    let odd =
+        parse(json!({"toolCallId": "t", "rawInput": {"command": 3}, "_meta": {"toolName": 7}}));
     assert_eq!((odd.command, odd.tool_name), (None, None));
 }
 

@@ -123,7 +123,11 @@ fn parse_json_reload(bytes: &Bytes) -> Result<PolicyReload, ApiError> {
             Some(_) => Err(ApiError::bad_request(format!("`{key}` must be a string"))),
         }
     };
-    let component = string("component")?.map(ComponentSource::Named);
+    let component = string("component")?;
+    if let Some(name) = &component {
+        crate::fields::check_path_text("`component`", name)?;
+    }
+    let component = component.map(ComponentSource::Named);
     let config = match (string("config")?, string("configPath")?) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
@@ -131,7 +135,10 @@ fn parse_json_reload(bytes: &Bytes) -> Result<PolicyReload, ApiError> {
             ))
         }
         (Some(inline), None) => Some(ConfigSource::Inline(inline)),
-        (None, Some(path)) => Some(ConfigSource::Path(PathBuf::from(path))),
+        (None, Some(path)) => {
+            crate::fields::check_path_text("`configPath`", &path)?;
+            Some(ConfigSource::Path(PathBuf::from(path)))
+        }
         (None, None) => None,
     };
     if component.is_none() && config.is_none() {

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::backend::{Backend, CreateSession, SessionScope};
 use crate::body::JsonObject;
 use crate::error::ApiError;
-use crate::fields::{optional_string, required_string};
+use crate::fields::{check_path_text, optional_string, required_string};
 use crate::state::AppState;
 
 /// `POST /session` → 200 `{sessionId, workspaceCwd, attached}`.
@@ -29,7 +29,9 @@ pub async fn create<B: Backend>(
 }
 
 fn parse_create(body: &Map<String, Value>) -> Result<CreateSession, ApiError> {
-    let cwd = PathBuf::from(required_string(body, "cwd")?);
+    let cwd = required_string(body, "cwd")?;
+    check_path_text("`cwd`", &cwd)?;
+    let cwd = PathBuf::from(cwd);
     if !cwd.is_absolute() {
         return Err(ApiError::bad_request("`cwd` must be an absolute path"));
     }

@@ -11,12 +11,14 @@ use serde_json::{json, Value};
 
 use crate::backend::Backend;
 use crate::error::ApiError;
+use crate::fields::check_path_text;
 use crate::state::AppState;
 
 pub async fn list_sessions<B: Backend>(
     State(app): State<AppState<B>>,
     Path(cwd): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    check_path_text("the workspace path", &cwd)?;
     let cwd = PathBuf::from(cwd);
     if !cwd.is_absolute() {
         return Err(ApiError::bad_request(

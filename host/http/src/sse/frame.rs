@@ -186,3 +186,141 @@ mod tests {
         assert!(text(&error).contains(r#""data":{"error":"bye \"now\""}"#));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Text rich in what matters to SSE framing (CR, LF, `:`, spaces,
+    /// control characters), as well as any Unicode.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-z_:\r\n \t\u{0}\u{b}\u{c}\u{85}\u{2028}]{0,16}",
+        ]
+    }
+
+    /// Any JSON value without floats (whose text form need not round-trip).
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(text(), inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// How the publisher serialized the payload: compact, pretty, or pretty
+    /// with CRLF or lone-CR line ends (all valid JSON text).
+    fn serialized(value: &Value, style: u8) -> String {
+        match style {
+            0 => serde_json::to_string(value).unwrap(),
+            1 => serde_json::to_string_pretty(value).unwrap(),
+            2 => serde_json::to_string_pretty(value)
+                .unwrap()
+                .replace('\n', "\r\n"),
+            _ => serde_json::to_string_pretty(value)
+                .unwrap()
+                .replace('\n', "\r"),
+        }
+    }
+
+    /// Splits a frame the way an SSE parser does (CRLF, LF and lone CR all
+    /// end a line) into `(field, value)` pairs up to the first blank line,
+    /// and returns what follows that blank line.
+    fn parse_frame(text: &str) -> (Vec<(String, String)>, String) {
+        let mut fields = Vec::new();
+        let mut rest = text;
+        loop {
+            let end = rest.find(['\r', '\n']).expect("unterminated line");
+            let line = &rest[..end];
+            let skip = if rest[end..].starts_with("\r\n") {
+                2
+            } else {
+                1
+            };
+            rest = &rest[end + skip..];
+            if line.is_empty() {
+                return (fields, rest.to_owned());
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            fields.push((field.to_owned(), value.to_owned()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_event_parses_back_to_its_fields_with_no_injected_lines(
+            id in proptest::option::of(any::<u64>()),
+            kind in text(),
+            data in json_value(),
+            style in 0u8..4,
+            originator in proptest::option::of(text()),
+        ) {
+            let data_json = serialized(&data, style);
+            let frame = encode_event(id, &kind, &data_json, originator.as_deref());
+            prop_assert_eq!(frame.id, id);
+            let text = std::str::from_utf8(&frame.bytes).unwrap();
+            let (fields, rest) = parse_frame(text);
+            // Exactly one frame, ending at its blank line.
+            prop_assert_eq!(rest, "");
+            let mut expected_names = Vec::new();
+            if id.is_some() {
+                expected_names.push("id");
+            }
+            expected_names.extend(["event", "data"]);
+            let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
+            prop_assert_eq!(names, expected_names);
+            let value_of = |name: &str| {
+                fields.iter().find(|(field, _)| field == name).map(|(_, value)| value.clone())
+            };
+            prop_assert_eq!(value_of("id"), id.map(|id| id.to_string()));
+            // The `event:` line cannot hold a line break; the envelope's
+            // `type` keeps the exact kind.
+            prop_assert_eq!(value_of("event").unwrap(), kind.replace(['\r', '\n'], " "));
+            let envelope: Value = serde_json::from_str(&value_of("data").unwrap()).unwrap();
+            prop_assert_eq!(&envelope["v"], &Value::from(1));
+            prop_assert_eq!(envelope["type"].as_str(), Some(kind.as_str()));
+            prop_assert_eq!(&envelope["data"], &data);
+            prop_assert_eq!(envelope.get("id").and_then(Value::as_u64), id);
+            prop_assert_eq!(
+                envelope.get("originatorClientId").and_then(Value::as_str),
+                originator.as_deref()
+            );
+            let mut keys: Vec<&str> = envelope.as_object().unwrap().keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            let mut expected_keys = vec!["data", "type", "v"];
+            if id.is_some() {
+                expected_keys.push("id");
+            }
+            if originator.is_some() {
+                expected_keys.push("originatorClientId");
+            }
+            expected_keys.sort_unstable();
+            prop_assert_eq!(keys, expected_keys);
+        }
+
+        #[test]
+        fn stream_error_frames_carry_any_message_on_one_line(message in text()) {
+            let frame = stream_error_frame(&message);
+            let text = std::str::from_utf8(&frame.bytes).unwrap();
+            let (fields, rest) = parse_frame(text);
+            prop_assert_eq!(rest, "");
+            prop_assert_eq!(fields.len(), 2);
+            let envelope: Value = serde_json::from_str(&fields[1].1).unwrap();
+            prop_assert_eq!(envelope["data"]["error"].as_str(), Some(message.as_str()));
+        }
+    }
+}

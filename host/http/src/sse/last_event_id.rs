@@ -95,3 +95,64 @@ mod tests {
         assert_eq!(from_request(&headers, Some("4")), None);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The rule, stated independently: 1+ ASCII digits whose value is at
+    /// most 2^53-1 (leading zeros allowed).
+    fn model(value: &str) -> Option<u64> {
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let significant = value.trim_start_matches('0');
+        if significant.len() > 16 {
+            return None;
+        }
+        let number: u64 = if significant.is_empty() {
+            0
+        } else {
+            significant.parse().unwrap()
+        };
+        (number <= MAX_EVENT_ID).then_some(number)
+    }
+
+    fn cursor_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,25}",
+            "0{0,30}[0-9]{1,17}",
+            "[+-]?[0-9]{0,5}[.eE]?[0-9a-z]{0,5}",
+            (0..=MAX_EVENT_ID + 10).prop_map(|n| n.to_string()),
+            (MAX_EVENT_ID - 3..=MAX_EVENT_ID + 3).prop_map(|n| n.to_string()),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parse_accepts_exactly_the_safe_decimals(value in cursor_text()) {
+            prop_assert_eq!(parse(&value), model(&value));
+        }
+
+        #[test]
+        fn any_header_bytes_are_handled_without_panic(
+            header in proptest::collection::vec(any::<u8>(), 0..40),
+            query in proptest::option::of(cursor_text()),
+        ) {
+            let mut headers = HeaderMap::new();
+            let expected = match HeaderValue::from_bytes(&header) {
+                Ok(value) => {
+                    let expected = value.to_str().ok().map(str::trim).and_then(model);
+                    headers.insert(HEADER, value);
+                    expected
+                }
+                Err(_) => query.as_deref().map(str::trim).and_then(model),
+            };
+            prop_assert_eq!(from_request(&headers, query.as_deref()), expected);
+        }
+    }
+}

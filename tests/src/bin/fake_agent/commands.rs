@@ -50,6 +50,22 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
         "ext" => turn.ext().await,
         "unknown-update" => turn.unknown_update().await,
         "echo" => turn.chunk(rest).await,
+        "env" => {
+            // `env NAME…`: which of these variables the agent was given
+            // (never their values).
+            let report: Vec<String> = rest
+                .split_whitespace()
+                .map(|name| {
+                    let state = if std::env::var_os(name).is_some() {
+                        "set"
+                    } else {
+                        "unset"
+                    };
+                    format!("{name}={state}")
+                })
+                .collect();
+            turn.chunk(&format!("env: {}", report.join(" "))).await
+        }
         other => turn.chunk(&format!("unknown command: {other}")).await,
     }
     let stop_reason = if turn.is_cancelled() {
