@@ -76,6 +76,45 @@ fn builtin_rules_passes_its_table_through_the_component_and_reports_coverage() {
 }
 
 #[test]
+fn cedar_and_rules_agree_on_the_shared_table_and_a_bad_policy_set_is_refused() {
+    let table = repo_file("tests/policy-cases/equivalent.toml");
+    for (policy, config) in [
+        ("builtin:rules", "tests/policy-cases/equivalent.rules.toml"),
+        ("builtin:cedar", "guest/cedar-logic/examples/policy.cedar"),
+    ] {
+        let config = repo_file(config);
+        let (code, out, err) = qserve_host(&[
+            "policy",
+            "test",
+            policy,
+            table.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{policy}: {out}{err}");
+        assert!(out.contains("11 passed, 0 failed"), "{policy}: {out}");
+    }
+    // A policy set that does not validate against the schema is refused at
+    // load with Cedar's own message.
+    let dir = tempdir();
+    let bad = dir.path().join("bad.cedar");
+    std::fs::write(
+        &bad,
+        "permit (principal, action == Qserve::Action::\"execute\", resource) when { resource.commandz == \"x\" };",
+    )
+    .unwrap();
+    let (code, _, err) = qserve_host(&[
+        "--policy-config",
+        bad.to_str().unwrap(),
+        "policy",
+        "check",
+        "builtin:cedar",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("commandz"), "Cedar's message: {err}");
+}
+
+#[test]
 fn a_failing_case_prints_expected_got_and_the_reason_and_exits_1() {
     let dir = tempdir();
     let table = dir.path().join("cases.toml");
