@@ -72,8 +72,6 @@ pub enum PolicyCommand {
         #[arg(long, default_value_t = 20)]
         show: usize,
     },
-    /// Write a new Rust policy crate, built on the qserve-policy SDK, into NAME/.
-    New { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

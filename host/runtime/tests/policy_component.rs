@@ -381,7 +381,12 @@ async fn builtins_are_found_by_name_and_load() {
     let names: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     assert_eq!(
         names,
-        ["builtin:default", "builtin:readonly", "builtin:rules", "builtin:cedar"]
+        [
+            "builtin:default",
+            "builtin:readonly",
+            "builtin:rules",
+            "builtin:cedar"
+        ]
     );
     assert!(builtin::find("builtin:readonly").is_some());
     assert!(

@@ -1,13 +1,12 @@
 //! `qserve-host policy …`: work with policies without starting the daemon.
 //!
 //! `inspect`, `check`, `list` (here), `test` ([`test`]), `eval` ([`eval`]),
-//! `replay` ([`replay`]), `new` ([`new`]). They honour the deployment flags
+//! `replay` ([`replay`]). They honour the deployment flags
 //! (`--policy-memory-mib`, `--policy-deadline-ms`, `--cache-dir`,
 //! `--policy-config`) wherever they are on the command line.
 
 mod cases;
 mod eval;
-mod new;
 mod outcome;
 mod replay;
 mod test;
@@ -92,7 +91,6 @@ pub async fn run(command: PolicyCommand, args: &ServeArgs) -> anyhow::Result<Exi
             )
             .await
         }
-        PolicyCommand::New { name } => new::run(&name),
         PolicyCommand::Inspect { policy } => {
             let inspection = inspect_policy(&engine, &policy, &options, config.as_deref()).await?;
             print!("{}", inspection.render());
