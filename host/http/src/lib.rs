@@ -38,6 +38,6 @@ pub use backend::{
 pub use config::{HttpConfig, DEFAULT_MAX_BODY_BYTES};
 pub use net::{validate_bind, validate_bind_with, BindError, BindPlan};
 pub use router::{Route, ROUTE_TABLE};
-pub use routes::capabilities::BASE_FEATURES;
+pub use routes::capabilities::{policy_json, BASE_FEATURES};
 pub use server::serve;
 pub use sse::frame::{client_evicted_frame, encode_event, stream_error_frame};

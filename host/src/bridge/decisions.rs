@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use qserve_acp::methods::{PermissionRequest, ToolCallSummary};
 use qserve_runtime::{
-    AgentInfo, Context, FileAccess, OptionKind, PermissionOption, Phase, PolicyIdentity,
-    ResolvedPath, SessionScope, ToolCall, ToolKind,
+    AgentInfo, Context, FileAccess, PermissionOption, Phase, PolicyIdentity, ResolvedPath,
+    SessionScope, ToolCall,
 };
 use serde_json::{json, Value};
 
+use crate::policy::kinds::{option_kind, tool_kind};
 use crate::policy::slot::unix_ms;
 
 /// Who decided in the end.
@@ -67,31 +68,6 @@ pub fn context(
         agent: agent.clone(),
         scope,
         phase,
-    }
-}
-
-pub fn tool_kind(kind: &str) -> ToolKind {
-    match kind {
-        "read" => ToolKind::Read,
-        "edit" => ToolKind::Edit,
-        "delete" => ToolKind::Delete,
-        "move" => ToolKind::Move,
-        "search" => ToolKind::Search,
-        "execute" => ToolKind::Execute,
-        "think" => ToolKind::Think,
-        "fetch" => ToolKind::Fetch,
-        "switch_mode" => ToolKind::SwitchMode,
-        other => ToolKind::Other(other.to_owned()),
-    }
-}
-
-pub fn option_kind(kind: &str) -> OptionKind {
-    match kind {
-        "allow_once" => OptionKind::AllowOnce,
-        "allow_always" => OptionKind::AllowAlways,
-        "reject_once" => OptionKind::RejectOnce,
-        "reject_always" => OptionKind::RejectAlways,
-        other => OptionKind::Other(other.to_owned()),
     }
 }
 
@@ -268,7 +244,7 @@ pub fn permission_log_only(
 
 impl DecisionRecord {
     /// The `data` of the `policy_decision` event: what the policy said.
-    pub fn event_data(&self, option_id: Option<&str>, request_id: Option<&str>) -> String {
+    pub fn event_data(&self, option_id: Option<&str>, request_id: Option<&str>) -> Value {
         let mut data = json!({
             "sessionId": self.context.session_id,
             "decisionId": self.decision_id,
@@ -288,7 +264,7 @@ impl DecisionRecord {
         for (key, value) in &self.subject {
             data[key.as_str()] = value.clone();
         }
-        data.to_string()
+        data
     }
 
     /// The decision-log line: the policy's verdict and the final outcome.
@@ -391,17 +367,5 @@ mod tests {
         assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_utc(1_795_643_307_123), "2026-11-25T21:48:27.123Z");
-    }
-
-    #[test]
-    fn kinds_map_to_the_contract_with_other_for_new_ones() {
-        assert_eq!(tool_kind("execute"), ToolKind::Execute);
-        assert_eq!(tool_kind("switch_mode"), ToolKind::SwitchMode);
-        assert_eq!(tool_kind("teleport"), ToolKind::Other("teleport".into()));
-        assert_eq!(option_kind("reject_always"), OptionKind::RejectAlways);
-        assert_eq!(
-            option_kind("proceed_x"),
-            OptionKind::Other("proceed_x".into())
-        );
     }
 }

@@ -123,7 +123,7 @@ impl Inner {
         option_id: Option<&str>,
         request_id: Option<&str>,
     ) {
-        let data = record.event_data(option_id, request_id);
+        let data = record.event_data(option_id, request_id).to_string();
         let sid = session_id.to_owned();
         let _ = self
             .hub
@@ -150,14 +150,9 @@ impl Inner {
         });
         let sid = session_id.to_owned();
         let waiters = self.waiters.clone();
-        let decision_data = {
-            // The request id is minted by the core inside the hub job; the
-            // event is completed there.
-            let mut data: Value =
-                serde_json::from_str(&record.event_data(None, None)).unwrap_or_default();
-            data["requestId"] = Value::Null;
-            data
-        };
+        // The request id is minted by the core inside the hub job; the event
+        // is completed there.
+        let decision_data = record.event_data(None, None);
         let registered = self
             .hub
             .call(move |hub| {

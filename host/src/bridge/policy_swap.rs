@@ -5,7 +5,7 @@
 //!
 //! [`PolicySlot`]: crate::policy::slot::PolicySlot
 
-use qserve_http::{PolicyInfo, PolicyReload};
+use qserve_http::{policy_json, PolicyInfo, PolicyReload};
 use serde_json::json;
 
 use super::Inner;
@@ -66,14 +66,4 @@ impl Inner {
             .await;
         Ok(new)
     }
-}
-
-fn policy_json(info: &PolicyInfo) -> serde_json::Value {
-    json!({
-        "name": info.name,
-        "version": info.version,
-        "sha256": info.sha256,
-        "origin": info.origin,
-        "loadedAtMs": info.loaded_at_ms,
-    })
 }

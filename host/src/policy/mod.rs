@@ -4,4 +4,5 @@
 //! the bridge (`bridge/decisions.rs`).
 
 pub mod decision_log;
+pub mod kinds;
 pub mod slot;

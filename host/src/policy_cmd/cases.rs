@@ -6,10 +6,11 @@
 //! keys are errors: a misspelt expectation must not pass silently.
 
 use qserve_runtime::{
-    AgentInfo, Context, FileAccess, OptionKind, PermissionOption, Phase, ResolvedPath,
-    SessionScope, ToolCall, ToolKind,
+    AgentInfo, Context, FileAccess, PermissionOption, Phase, ResolvedPath, SessionScope, ToolCall,
 };
 use serde::Deserialize;
+
+use crate::policy::kinds::{option_kind, tool_kind};
 
 /// A whole case table.
 #[derive(Debug, Deserialize)]
@@ -161,31 +162,6 @@ fn merge_context(base: &ContextSpec, over: &ContextSpec) -> ContextSpec {
         scope: over.scope.clone().or_else(|| base.scope.clone()),
         phase: over.phase.clone().or_else(|| base.phase.clone()),
         agent,
-    }
-}
-
-pub fn tool_kind(text: &str) -> ToolKind {
-    match text {
-        "read" => ToolKind::Read,
-        "edit" => ToolKind::Edit,
-        "delete" => ToolKind::Delete,
-        "move" => ToolKind::Move,
-        "search" => ToolKind::Search,
-        "execute" => ToolKind::Execute,
-        "think" => ToolKind::Think,
-        "fetch" => ToolKind::Fetch,
-        "switch-mode" | "switch_mode" => ToolKind::SwitchMode,
-        other => ToolKind::Other(other.strip_prefix("other:").unwrap_or(other).to_owned()),
-    }
-}
-
-pub fn option_kind(text: &str) -> OptionKind {
-    match text.replace('_', "-").as_str() {
-        "allow-once" => OptionKind::AllowOnce,
-        "allow-always" => OptionKind::AllowAlways,
-        "reject-once" => OptionKind::RejectOnce,
-        "reject-always" => OptionKind::RejectAlways,
-        other => OptionKind::Other(other.strip_prefix("other:").unwrap_or(other).to_owned()),
     }
 }
 

@@ -16,8 +16,9 @@ use qserve_runtime::{
 };
 use serde_json::Value;
 
-use super::cases::{option_kind, tool_kind, CaseKind, Inputs};
+use super::cases::{CaseKind, Inputs};
 use super::outcome::decide;
+use crate::policy::kinds::{option_kind, tool_kind};
 
 pub async fn run(
     engine: &GuestEngine,

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -27,6 +27,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
 
 use crate::backend::{Backend, ComponentSource, ConfigSource, PolicyReload};
+use crate::body::{declared_length, too_large};
 use crate::error::ApiError;
 use crate::routes::capabilities::policy_json;
 use crate::state::AppState;
@@ -147,21 +148,4 @@ fn parse_json_reload(bytes: &Bytes) -> Result<PolicyReload, ApiError> {
         ));
     }
     Ok(PolicyReload { component, config })
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body exceeds the limit of {limit} bytes"),
-    )
-    .with_code("payload_too_large")
 }
