@@ -62,6 +62,14 @@ impl Inner {
             ));
         }
         let workspace = canonical_workspace(&req.cwd);
+        // A workspace that is not a directory can never host an agent: say so
+        // as the client's mistake (400), not as a failed spawn (500).
+        if !Path::new(&workspace).is_dir() {
+            return Err(BackendError::BadRequest {
+                message: format!("workspace {workspace} is not an existing directory"),
+                code: Some("workspace_not_found"),
+            });
+        }
         let scope = match req.scope {
             Some(SessionScope::Single) => Scope::Single,
             Some(SessionScope::Thread) => Scope::Thread,
