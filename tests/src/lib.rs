@@ -4,6 +4,7 @@
 //! ([`real_agent::RealAgentEnv`]), and process-group hygiene so that no child outlives a test.
 
 pub mod binaries;
+pub mod cutting_proxy;
 pub mod daemon;
 pub mod mock_openai;
 pub mod process_group;
