@@ -26,6 +26,18 @@ pub enum Command {
     /// Work with policy components without starting the daemon.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Follow a session's stream in the terminal and vote on its permission
+    /// requests with one key (a client of a running daemon).
+    Attach(AttachArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The session to follow (its `sessionId`).
+    pub session: String,
+    /// The daemon's base URL.
+    #[arg(long, env = "QSERVE_URL", default_value = "http://127.0.0.1:4170")]
+    pub url: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! qserve-host: the daemon's entry point. Parses flags, loads the guests,
 //! binds, serves, and shuts down cleanly on SIGINT/SIGTERM.
 
+mod attach;
 mod bridge;
 mod cli;
 mod guests;
@@ -47,6 +48,12 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Some(Command::Policy(command)) => runtime.block_on(policy_cmd::run(command, &cli.serve)),
+        // The token comes from the same place as the daemon's: QSERVE_TOKEN,
+        // or --token-file before the subcommand.
+        Some(Command::Attach(args)) => match cli.serve.client_token() {
+            Ok(token) => runtime.block_on(attach::run(args, token)),
+            Err(err) => Err(err),
+        },
         None => runtime.block_on(serve(cli.serve)),
     };
     // Guest owner threads and stray blocking tasks must not delay the exit.
