@@ -40,16 +40,46 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
         "write" => turn.write(rest).await,
         "read" => turn.read(rest).await,
         "sleep" => turn.sleep(rest).await,
+        "nap" => {
+            // `nap MS`: says so first, so a test can cancel a turn that runs.
+            turn.chunk("napping").await;
+            turn.sleep(rest).await
+        }
         "crash" => {
             turn.chunk("crashing now").await;
             agent.wire.exit(3).await
         }
         "hang" => return None,
+        "fail" => {
+            return Some(Err(
+                json!({"code": -32603, "message": "fake agent: this prompt fails"}),
+            ))
+        }
         "garbage" => turn.garbage().await,
         "bigline" => turn.chunk(&"x".repeat(number(rest, 0) as usize)).await,
         "ext" => turn.ext().await,
         "unknown-update" => turn.unknown_update().await,
         "echo" => turn.chunk(rest).await,
+        "foreign-updates" => {
+            // `foreign-updates N`: N updates, each for a session id this
+            // agent never created (memory bounds of the daemon's routing).
+            let count = number(rest, 1);
+            for i in 0..count {
+                let update = json!({
+                    "sessionId": format!("foreign-{i}"),
+                    "update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"}}
+                });
+                agent.wire.notify("session/update", update).await;
+            }
+            turn.chunk(&format!("foreign-updates: sent {count}")).await
+        }
+        "stderr" => {
+            // `stderr TEXT`: TEXT (with `\n` and `\e` turned into a real
+            // newline and ESC) on stderr, which the daemon logs.
+            let text = rest.replace("\\n", "\n").replace("\\e", "\u{1b}");
+            eprint!("{text}\n");
+            turn.chunk("stderr: written").await
+        }
         "env" => {
             // `env NAME…`: which of these variables the agent was given
             // (never their values).
