@@ -144,6 +144,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .to_vec(),
         model_switch_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(3),
+        memory_budget: (args.memory_budget_mb > 0).then_some(args.memory_budget_mb << 20),
     };
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);

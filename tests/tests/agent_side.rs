@@ -181,7 +181,10 @@ async fn prompts_queue_fifo_and_a_failed_prompt_does_not_block_the_queue() {
     assert!(status.is_server_error(), "{status} {body}");
     prompt_ok(&daemon, &session, "echo after").await;
     wait_chunk(&mut events, "after").await;
-    assert_eq!(finished.lock().unwrap()[..2], ["permission edit", "echo second"]);
+    assert_eq!(
+        finished.lock().unwrap()[..2],
+        ["permission edit", "echo second"]
+    );
 }
 
 #[tokio::test]

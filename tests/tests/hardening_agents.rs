@@ -178,7 +178,14 @@ async fn a_vote_for_an_option_not_offered_names_the_request_and_the_option() {
 async fn init_timeout_zero_is_refused_at_start_up_with_the_reason() {
     let mut command = tokio::process::Command::new(qserve_host_path());
     command
-        .args(["--port", "0", "--hostname", "127.0.0.1", "--init-timeout", "0"])
+        .args([
+            "--port",
+            "0",
+            "--hostname",
+            "127.0.0.1",
+            "--init-timeout",
+            "0",
+        ])
         .args(["--agent", &fake_agent_path().display().to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -248,10 +255,7 @@ async fn a_relative_agent_path_names_a_file_beside_the_daemon_not_in_the_workspa
     let daemon = qserve_e2e::daemon::Daemon::start(options).await;
     let (session, _) = create(&daemon, &ws).await;
     prompt_ok(&daemon, &session, "echo the daemon's agent").await;
-    assert!(
-        !marker.exists(),
-        "the program planted in the workspace ran"
-    );
+    assert!(!marker.exists(), "the program planted in the workspace ran");
 }
 
 #[tokio::test]
@@ -293,5 +297,28 @@ async fn agent_text_reaches_the_log_escaped_not_as_terminal_control() {
         !line.chars().any(|c| c.is_control()),
         "raw control characters in the log: {line:?}"
     );
-    assert!(line.contains(r"\u{1b}[2J\u{1b}[31mred\rFORGED INFO line"), "{line}");
+    assert!(
+        line.contains(r"\u{1b}[2J\u{1b}[31mred\rFORGED INFO line"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn past_the_memory_budget_a_new_agent_is_refused_with_503_and_the_reason() {
+    // 1 MiB: the first agent is admitted (nothing runs yet); any agent uses
+    // more than that, so the second workspace's agent is refused.
+    let daemon = daemon(&["--memory-budget-mb", "1"], &[]).await;
+    let (first, second) = (tempdir(), tempdir());
+    let (session, _) = create(&daemon, first.path()).await;
+    let (status, body) = daemon
+        .post_json("/session", &json!({ "cwd": second.path() }))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let reason = body["error"].as_str().unwrap();
+    assert!(reason.contains("memory budget"), "{reason}");
+    assert!(reason.contains("--memory-budget-mb"), "{reason}");
+    // Sessions of the running agent are unaffected; so is a thread on it.
+    prompt_ok(&daemon, &session, "echo still here").await;
+    let (again, attached) = create(&daemon, first.path()).await;
+    assert!(attached && again == session);
 }

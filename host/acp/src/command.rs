@@ -140,7 +140,9 @@ mod tests {
         assert_eq!(anchored.args(), ["--acp"]);
         let bare = AgentCommand::parse("qwen --acp").unwrap().anchored_at(dir);
         assert_eq!(bare.program(), "qwen");
-        let absolute = AgentCommand::parse("/usr/bin/qwen").unwrap().anchored_at(dir);
+        let absolute = AgentCommand::parse("/usr/bin/qwen")
+            .unwrap()
+            .anchored_at(dir);
         assert_eq!(absolute.program(), "/usr/bin/qwen");
     }
 

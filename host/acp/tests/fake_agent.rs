@@ -25,7 +25,12 @@ fn fake_agent_binary() -> PathBuf {
             let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
             let binary = profile_dir.join("fake-agent");
             if !binary.exists() {
-                let profile = profile_dir.file_name().unwrap().to_str().unwrap().to_owned();
+                let profile = profile_dir
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
                 let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
                 let mut build = std::process::Command::new(cargo);
                 build
@@ -43,7 +48,11 @@ fn fake_agent_binary() -> PathBuf {
                 let status = build.status().expect("running cargo");
                 assert!(status.success(), "building the fake agent failed");
             }
-            assert!(binary.exists(), "{} missing after building it", binary.display());
+            assert!(
+                binary.exists(),
+                "{} missing after building it",
+                binary.display()
+            );
             binary
         })
         .clone()
@@ -366,7 +375,8 @@ async fn a_term_ignoring_agent_and_its_grandchild_are_killed() {
         "FAKE_AGENT_GRANDCHILD=1",
         "FAKE_AGENT_IGNORE_TERM=1",
         &pid_env,
-    ]).await;
+    ])
+    .await;
     agent.initialize().await; // the pid file is written before the agent reads stdin
     let pids: Vec<i32> = std::fs::read_to_string(pid_file.path())
         .unwrap()

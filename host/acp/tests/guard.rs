@@ -30,7 +30,10 @@ async fn read_pids(stdout: ChildStdout, n: usize) -> Vec<i32> {
 fn is_running(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_owned()))
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_owned())
+        })
         .is_some_and(|rest| !rest.starts_with(['Z', 'X']))
 }
 
@@ -57,7 +60,11 @@ async fn kill_group_takes_children_that_left_the_group() {
     assert!(pids.iter().all(|&p| is_running(p)));
     process.kill_group();
     let info = process.wait().await;
-    assert_eq!(info.signal, Some(9), "the agent's own end is reported: {info}");
+    assert_eq!(
+        info.signal,
+        Some(9),
+        "the agent's own end is reported: {info}"
+    );
     assert_all_gone(&pids).await;
 }
 
@@ -74,7 +81,8 @@ async fn when_the_agent_exits_what_it_left_behind_is_killed_and_its_code_reporte
 
 #[tokio::test]
 async fn terminate_is_seen_by_the_agent_not_swallowed_by_the_guard() {
-    let (process, _stdin, stdout) = spawn_guarded("trap 'exit 5' TERM; echo $$; while :; do sleep 0.05; done");
+    let (process, _stdin, stdout) =
+        spawn_guarded("trap 'exit 5' TERM; echo $$; while :; do sleep 0.05; done");
     let pids = read_pids(stdout, 1).await;
     let info = process.terminate(Duration::from_secs(20)).await;
     assert_eq!(info.code, Some(5), "the agent's TERM handler ran: {info}");
@@ -86,5 +94,8 @@ async fn a_missing_program_is_still_named_before_any_process_starts() {
     guard::use_guard(env!("CARGO_BIN_EXE_qserve-agent-guard"));
     let command = AgentCommand::parse("qserve-no-such-agent-xyz --acp").unwrap();
     let err = AgentProcess::spawn(&command, &std::env::temp_dir(), &[]).unwrap_err();
-    assert!(matches!(err, qserve_acp::SpawnError::NotFound { .. }), "{err:?}");
+    assert!(
+        matches!(err, qserve_acp::SpawnError::NotFound { .. }),
+        "{err:?}"
+    );
 }

@@ -124,6 +124,7 @@ impl Inner {
         self: &Arc<Self>,
         workspace: &str,
     ) -> Result<Arc<AgentHost>, BackendError> {
+        self.admit_new_agent()?;
         let scrub: Vec<&str> = self.config.scrub_env.iter().map(String::as_str).collect();
         let (process, stdin, stdout) =
             AgentProcess::spawn(&self.config.agent, Path::new(workspace), &scrub).map_err(

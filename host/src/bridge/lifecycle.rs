@@ -100,9 +100,36 @@ impl Inner {
         // no other create, no request of the agent in flight.
         const UNUSED: usize = 3;
         if Arc::strong_count(&host) <= UNUSED && host.daemon_sessions().await.is_empty() {
-            tracing::info!(pid = host.process.pid(), workspace, "stopping the agent of a failed create: it has no session");
+            tracing::info!(
+                pid = host.process.pid(),
+                workspace,
+                "stopping the agent of a failed create: it has no session"
+            );
             self.stop_agent(&host).await;
         }
+    }
+
+    /// `--memory-budget-mb`: a new agent is admitted only while the live
+    /// agents' process trees (guard, agent, everything it started) use
+    /// less RSS than the budget, measured now from /proc.
+    pub(super) fn admit_new_agent(&self) -> Result<(), qserve_http::BackendError> {
+        let Some(budget) = self.config.memory_budget else {
+            return Ok(());
+        };
+        let agents = self.live_agents();
+        let used: u64 = agents.iter().map(|a| a.process.tree_rss_bytes()).sum();
+        if used < budget {
+            return Ok(());
+        }
+        let reason = format!(
+            "memory budget exhausted: {} agents use {} MiB of RSS, --memory-budget-mb is {}; \
+             close sessions or retry later",
+            agents.len(),
+            used >> 20,
+            budget >> 20
+        );
+        tracing::warn!("refusing a new agent: {reason}");
+        Err(qserve_http::BackendError::Unavailable(reason))
     }
 
     /// Drop the workspace's slot if it still holds this agent.

@@ -111,8 +111,7 @@ async fn main() {
         cwd_display()
     );
     let grandchild = env_flag("FAKE_AGENT_GRANDCHILD").then(|| spawn_grandchild(false));
-    let detached =
-        env_flag("FAKE_AGENT_DETACHED_GRANDCHILD").then(|| spawn_grandchild(true));
+    let detached = env_flag("FAKE_AGENT_DETACHED_GRANDCHILD").then(|| spawn_grandchild(true));
     if let Ok(path) = std::env::var("FAKE_AGENT_PID_FILE") {
         let mut text = format!("{}\n", std::process::id());
         for pid in grandchild.into_iter().chain(detached) {

@@ -230,6 +230,41 @@ impl AgentProcess {
         self.pid
     }
 
+    /// Resident memory of the agent's whole tree (its guard, the agent and
+    /// every descendant), from /proc, in bytes. Processes that end while
+    /// it is read count as nothing.
+    pub fn tree_rss_bytes(&self) -> u64 {
+        if self.try_wait().is_some() {
+            return 0;
+        }
+        let Ok(root) = i32::try_from(self.pid) else {
+            return 0;
+        };
+        let table = proc_table();
+        let mut tree = vec![root];
+        let mut i = 0;
+        while i < tree.len() {
+            let parent = tree[i];
+            tree.extend(
+                table
+                    .iter()
+                    .filter(|(_, ppid)| *ppid == parent)
+                    .map(|(pid, _)| *pid),
+            );
+            i += 1;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page =
+            u64::try_from(unsafe { nix::libc::sysconf(nix::libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        tree.iter()
+            .filter_map(|pid| {
+                let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+                statm.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map(|pages| pages * page)
+            .sum()
+    }
+
     /// The workspace the agent runs in.
     pub fn cwd(&self) -> &Path {
         &self.cwd
@@ -316,9 +351,7 @@ const GUARD_KILL_BOUND: Duration = Duration::from_secs(5);
 fn resolve_program(command: &AgentCommand) -> Result<PathBuf, SpawnError> {
     use nix::unistd::{access, AccessFlags};
     let program = command.program();
-    let executable = |path: &Path| {
-        path.is_file() && access(path, AccessFlags::X_OK).is_ok()
-    };
+    let executable = |path: &Path| path.is_file() && access(path, AccessFlags::X_OK).is_ok();
     let not_found = || SpawnError::NotFound {
         program: program.to_owned(),
         message: not_found_message(command),
@@ -355,6 +388,28 @@ fn resolve_program(command: &AgentCommand) -> Result<PathBuf, SpawnError> {
     } else {
         Err(not_found())
     }
+}
+
+/// `(pid, ppid)` of every process, from /proc.
+fn proc_table() -> Vec<(i32, i32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) S ppid …": comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
 }
 
 fn signal_group(pgid: u32, signal: Signal) {

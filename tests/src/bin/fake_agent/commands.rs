@@ -77,7 +77,7 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
             // `stderr TEXT`: TEXT (with `\n` and `\e` turned into a real
             // newline and ESC) on stderr, which the daemon logs.
             let text = rest.replace("\\n", "\n").replace("\\e", "\u{1b}");
-            eprint!("{text}\n");
+            eprintln!("{text}");
             turn.chunk("stderr: written").await
         }
         "env" => {
