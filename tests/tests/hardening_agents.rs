@@ -322,3 +322,35 @@ async fn past_the_memory_budget_a_new_agent_is_refused_with_503_and_the_reason()
     let (again, attached) = create(&daemon, first.path()).await;
     assert!(attached && again == session);
 }
+
+#[tokio::test]
+async fn an_agent_that_stops_reading_its_stdin_is_stopped_naming_the_cause() {
+    let daemon = daemon(&[], &[]).await;
+    let ws = tempdir();
+    // 20 answers of 4 MiB each: more than the 64 MiB the daemon keeps for
+    // an agent's stdin.
+    let file = ws.path().join("big.txt");
+    std::fs::write(&file, "x".repeat(4 << 20)).unwrap();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let mut events = daemon.subscribe(&session, Some("0")).await;
+    let turn = tokio::spawn({
+        let url = daemon.url(&format!("/session/{session}/prompt"));
+        let http = daemon.http().clone();
+        let text = format!("deaf-reads {} 20", file.display());
+        async move {
+            http.post(url)
+                .json(&json!({ "prompt": [{ "type": "text", "text": text }] }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let died = wait_event(&mut events, "session_died", |_| true).await;
+    let reason = died["data"]["reason"].as_str().unwrap();
+    assert!(reason.contains("stopped reading its stdin"), "{died}");
+    assert!(turn.await.unwrap().is_server_error());
+    // The workspace gets a fresh agent.
+    let (again, _) = create(&daemon, ws.path()).await;
+    prompt_ok(&daemon, &again, "echo fresh").await;
+}

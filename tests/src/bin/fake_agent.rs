@@ -41,6 +41,9 @@
 //! - `unknown-update`: a `session/update` with `sessionUpdate:
 //!   "future_variant_xyz"` and extra fields.
 //! - `echo TEXT`: a chunk with TEXT.
+//! - `deaf-reads PATH N`: stops reading stdin, sends N
+//!   `fs/read_text_file` requests for PATH without waiting, a chunk
+//!   `deaf-reads: sent N`, and never ends the turn.
 //! - `foreign-updates N`: N `session/update`s for session ids never
 //!   created (`foreign-0`…), then a chunk `foreign-updates: sent N`.
 //! - `stderr TEXT`: TEXT on stderr (`\n` → newline, `\e` → ESC), then a

@@ -60,6 +60,24 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
         "ext" => turn.ext().await,
         "unknown-update" => turn.unknown_update().await,
         "echo" => turn.chunk(rest).await,
+        "deaf-reads" => {
+            // `deaf-reads PATH N`: stop reading stdin, then ask to read
+            // PATH N times without waiting: the answers pile up in the
+            // client. The turn never ends by itself.
+            let mut words = rest.split_whitespace();
+            let path = words.next().unwrap_or_default();
+            let count = number(words.next().unwrap_or_default(), 1);
+            crate::wire::STOP_READING.store(true, Ordering::Release);
+            for i in 0..count {
+                let request = json!({
+                    "jsonrpc": "2.0", "id": 900_000 + i, "method": "fs/read_text_file",
+                    "params": {"sessionId": turn.session_id, "path": path}
+                });
+                agent.wire.send(&request).await;
+            }
+            turn.chunk(&format!("deaf-reads: sent {count}")).await;
+            return None;
+        }
         "foreign-updates" => {
             // `foreign-updates N`: N updates, each for a session id this
             // agent never created (memory bounds of the daemon's routing).
