@@ -354,3 +354,40 @@ async fn an_agent_that_stops_reading_its_stdin_is_stopped_naming_the_cause() {
     let (again, _) = create(&daemon, ws.path()).await;
     prompt_ok(&daemon, &again, "echo fresh").await;
 }
+
+/// A regression test: the daemon before the guard passed it too (the
+/// spawn's future was dropped at exit, and its `AgentProcess` killed the
+/// group); now shutdown waits for the spawn and stops it gracefully.
+#[tokio::test]
+async fn shutdown_during_an_agent_start_leaves_no_agent_behind() {
+    let pids = tempdir();
+    let pid_file = pids.path().join("pids");
+    let mut daemon = daemon(
+        &["--init-timeout", "60"],
+        &[
+            ("FAKE_AGENT_INIT_DELAY_MS", "3000"),
+            ("FAKE_AGENT_GRANDCHILD", "1"),
+            ("FAKE_AGENT_PID_FILE", pid_file.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let ws = tempdir();
+    let create = {
+        let url = daemon.url("/session");
+        let http = daemon.http().clone();
+        let cwd = ws.path().display().to_string();
+        tokio::spawn(async move { http.post(url).json(&json!({ "cwd": cwd })).send().await })
+    };
+    // The agent runs and has not answered `initialize` yet.
+    let family = read_pid_file(&pid_file, 2).await;
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_for_exit(WAIT).await.expect("the daemon exits");
+    assert_eq!(status.code(), Some(0), "{}", daemon.log());
+    let survivors = wait_all_gone(&family, WAIT).await;
+    assert!(
+        survivors.is_empty(),
+        "an agent started during shutdown outlived it: {survivors:?}\n{}",
+        daemon.log()
+    );
+    let _ = create.await;
+}
