@@ -163,6 +163,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         idle_timeout: Duration::from_millis(args.idle_timeout_ms),
         writer_idle_timeout: Duration::from_millis(args.writer_idle_timeout_ms),
+        rate_limit: args.rate_limit,
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {
