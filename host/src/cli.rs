@@ -207,6 +207,16 @@ pub struct ServeArgs {
     /// How long an agent may take to answer `initialize` (seconds).
     #[arg(long, env = "QSERVE_INIT_TIMEOUT", default_value_t = 10)]
     pub init_timeout: u64,
+    /// Per-client request budgets: PROMPT,MUTATION,READ requests per minute
+    /// from one client address (e.g. 30,120,600; 0 = that tier unlimited).
+    /// Past a budget: 429 `rate_limited` with Retry-After. Off by default.
+    #[arg(long, env = "QSERVE_RATE_LIMIT", value_name = "PROMPT,MUTATION,READ")]
+    pub rate_limit: Option<qserve_http::RateLimits>,
+    /// Admission of new agents against the agents' real memory: a create
+    /// that needs a new agent is refused (503) while the agents' process
+    /// trees use this many MiB of RSS or more (read from /proc). 0 = off.
+    #[arg(long, env = "QSERVE_MEMORY_BUDGET_MB", default_value_t = 0)]
+    pub memory_budget_mb: u64,
     /// Longest line accepted from an agent's stdout (bytes).
     #[arg(long, env = "QSERVE_MAX_LINE_BYTES", default_value_t = 16 << 20)]
     pub max_line_bytes: usize,

@@ -22,6 +22,9 @@ use crate::bridge::{Bridge, BridgeConfig};
 use crate::cli::{Cli, Command, LogFormat, ServeArgs, SessionScopeArg};
 
 fn main() -> ExitCode {
+    // The daemon re-executes itself as the guard of each agent
+    // (`qserve_acp::guard`): that process runs only the guard, then exits.
+    qserve_acp::guard::run_if_requested();
     // First, before any secret is read: an agent (or anything else) running
     // as our user must not read /proc/<our pid>/environ, cmdline or memory.
     // Agents are exec'd, which makes them dumpable again for themselves.
@@ -103,7 +106,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let bind =
         qserve_http::validate_bind_with(&args.hostname, token.as_deref(), args.require_auth)?;
-    let agent = AgentCommand::parse(&args.agent).context("invalid --agent")?;
+    if args.init_timeout == 0 {
+        anyhow::bail!(
+            "--init-timeout 0 would refuse every agent before it could answer `initialize`: \
+             give the seconds an agent may take to start (at least 1; the default is 10)"
+        );
+    }
+    // A relative program path names a file next to the daemon, never one in
+    // the workspace a client chose (agents start there).
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let agent = AgentCommand::parse(&args.agent)
+        .context("invalid --agent")?
+        .anchored_at(&cwd);
+    // Every agent runs under a guard (this binary again), so no agent
+    // process outlives the daemon, however it dies.
+    qserve_acp::guard::use_guard("/proc/self/exe");
     let engine = guests::engine(&args)?;
     let core = guests::core_loader(&engine, &args)?;
     let policy = guests::load_policy(&engine, &args).await?;
@@ -134,6 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .to_vec(),
         model_switch_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(3),
+        memory_budget: (args.memory_budget_mb > 0).then_some(args.memory_budget_mb << 20),
     };
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);
@@ -152,6 +170,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         idle_timeout: Duration::from_millis(args.idle_timeout_ms),
         writer_idle_timeout: Duration::from_millis(args.writer_idle_timeout_ms),
+        rate_limit: args.rate_limit,
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {

@@ -132,16 +132,59 @@ async fn prompts_queue_fifo_and_a_failed_prompt_does_not_block_the_queue() {
     let ws = tempdir();
     let (session, _) = create(&daemon, ws.path()).await;
     let mut events = daemon.subscribe(&session, Some("0")).await;
-    let slow = prompt(&daemon, &session, "sleep 400");
-    let second = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        prompt(&daemon, &session, "echo second").await
+    let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let send = |text: &'static str| {
+        let url = daemon.url(&format!("/session/{session}/prompt"));
+        let http = daemon.http().clone();
+        let finished = finished.clone();
+        tokio::spawn(async move {
+            let status = http
+                .post(url)
+                .json(&json!({ "prompt": [{ "type": "text", "text": text }] }))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            finished.lock().unwrap().push(text);
+            status
+        })
     };
-    let started = Instant::now();
-    let ((s1, _), (s2, _)) = tokio::join!(slow, second);
-    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
-    assert!(started.elapsed() >= Duration::from_millis(400));
-    wait_chunk(&mut events, "second").await;
+    // The first turn is running (its permission request is out) and stays
+    // so until the vote: the second must wait behind it, whatever the agent
+    // would do with two turns at once.
+    let first = send("permission edit");
+    let request = wait_event(&mut events, "permission_request", |_| true).await;
+    let second = send("echo second");
+    let request_id = request["data"]["requestId"].as_str().unwrap();
+    let (status, body) = daemon
+        .post_json(
+            &format!("/permission/{request_id}"),
+            &json!({ "outcome": { "outcome": "selected", "optionId": "proceed_once" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for turn in [first, second] {
+        assert_eq!(turn.await.unwrap(), StatusCode::OK);
+    }
+    // On the stream: the first turn's last update, then the second turn's.
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        let event = wait_event(&mut events, "session_update", |e| chunk_text(e).is_some()).await;
+        let text = chunk_text(&event).unwrap().to_owned();
+        if text.starts_with("outcome:") || text == "second" {
+            order.push(text);
+        }
+    }
+    assert_eq!(order, ["outcome: selected proceed_once", "second"]);
+    // A failed prompt does not block the queue either.
+    let (status, body) = prompt(&daemon, &session, "fail").await;
+    assert!(status.is_server_error(), "{status} {body}");
+    prompt_ok(&daemon, &session, "echo after").await;
+    wait_chunk(&mut events, "after").await;
+    assert_eq!(
+        finished.lock().unwrap()[..2],
+        ["permission edit", "echo second"]
+    );
 }
 
 #[tokio::test]
@@ -260,7 +303,13 @@ async fn a_second_signal_kills_agents_that_ignore_sigterm_and_exits_1() {
         .parse()
         .unwrap();
     daemon.signal(Signal::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        daemon
+            .wait_for_log("fake-agent: ignoring SIGTERM", WAIT)
+            .await,
+        "the agent got the SIGTERM: {}",
+        daemon.log()
+    );
     assert!(
         is_running(agent_pid),
         "the agent ignores SIGTERM during the grace"
@@ -273,6 +322,9 @@ async fn a_second_signal_kills_agents_that_ignore_sigterm_and_exits_1() {
         .expect("daemon exits");
     assert_eq!(status.code(), Some(1), "{}", daemon.log());
     assert!(started.elapsed() < Duration::from_secs(2));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = Instant::now() + WAIT;
+    while is_running(agent_pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!is_running(agent_pid), "killed by the second signal");
 }

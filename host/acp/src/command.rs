@@ -53,6 +53,19 @@ impl AgentCommand {
         }
     }
 
+    /// The same command with a relative program path (`./agent`,
+    /// `bin/agent`) made absolute against `dir` — the daemon's working
+    /// directory at start-up. Agents start in the client's workspace, so a
+    /// relative path left as it is would name a file the client chose. A
+    /// bare name (`qwen`) stays a `PATH` lookup.
+    pub fn anchored_at(mut self, dir: &Path) -> Self {
+        let program = Path::new(&self.program);
+        if self.program.contains('/') && program.is_relative() {
+            self.program = dir.join(program).to_string_lossy().into_owned();
+        }
+        self
+    }
+
     /// The program as given (a bare name is looked up on `PATH`).
     pub fn program(&self) -> &str {
         &self.program
@@ -116,6 +129,21 @@ mod tests {
     fn program_name_drops_directories() {
         let cmd = AgentCommand::parse("/usr/local/bin/claude-code-acp").unwrap();
         assert_eq!(cmd.program_name(), "claude-code-acp");
+    }
+
+    #[test]
+    fn a_relative_program_is_anchored_and_a_bare_name_is_left_for_path() {
+        let dir = Path::new("/srv/daemon");
+        let relative = AgentCommand::parse("./bin/agent --acp").unwrap();
+        let anchored = relative.anchored_at(dir);
+        assert_eq!(anchored.program(), "/srv/daemon/./bin/agent");
+        assert_eq!(anchored.args(), ["--acp"]);
+        let bare = AgentCommand::parse("qwen --acp").unwrap().anchored_at(dir);
+        assert_eq!(bare.program(), "qwen");
+        let absolute = AgentCommand::parse("/usr/bin/qwen")
+            .unwrap()
+            .anchored_at(dir);
+        assert_eq!(absolute.program(), "/usr/bin/qwen");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub mod rpc;
 
 pub use command::{AgentCommand, CommandError};
 pub use fs::FsError;
+pub use lines::escape_for_log;
+pub use process::guard;
 pub use process::{AgentProcess, ExitInfo, ExitWatch, SpawnError};
 pub use quirks::Quirks;
 pub use rpc::{

@@ -4,7 +4,37 @@
 //! that writes gigabytes without a newline would take the daemon down with
 //! it. These helpers never hold more than `cap` bytes of one line.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// `text` made safe for a one-line log record: control characters (line
+/// breaks, carriage returns, ANSI escapes, C1 controls) and the Unicode
+/// bidirectional overrides become visible `\u{..}` escapes, so an agent or
+/// a policy cannot forge a log line or repaint the operator's terminal.
+/// Borrowed when there is nothing to escape.
+pub fn escape_for_log(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// How a call to [`read_line_capped`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,5 +166,17 @@ mod tests {
         let got = lines_of(b"abcdefgh\nnext\n", 4, 3).await;
         assert_eq!(got[0], (b"abcd".to_vec(), LineEnd::CapReached));
         assert_eq!(got[1], (b"next".to_vec(), LineEnd::Newline));
+    }
+
+    #[test]
+    fn log_text_cannot_forge_lines_or_escape_sequences() {
+        assert!(matches!(escape_for_log("plain text ✓"), Cow::Borrowed(_)));
+        let forged = "ok\n2026-01-01T00:00:00Z  INFO qserve: forged\r\x1b[2J\u{202E}x\u{9b}";
+        let escaped = escape_for_log(forged);
+        assert!(!escaped.chars().any(|c| c.is_control()), "{escaped}");
+        assert_eq!(
+            escaped,
+            "ok\\n2026-01-01T00:00:00Z  INFO qserve: forged\\r\\u{1b}[2J\\u{202e}x\\u{9b}"
+        );
     }
 }

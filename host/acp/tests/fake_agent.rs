@@ -2,8 +2,8 @@
 //! a real child process, real pipes, the typed messages and the fs handlers.
 //!
 //! The binary belongs to another crate, so it is looked up in the target
-//! directory: build it first with `cargo build -p qserve-e2e --bin fake-agent`.
-//! Without it these tests are skipped with a loud message.
+//! directory and built there (`cargo build -p qserve-e2e --bin fake-agent`)
+//! when it is missing: a test never passes by skipping.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,22 +16,46 @@ use qserve_acp::{AgentCommand, AgentProcess, Connection, ConnectionConfig, Incom
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-fn fake_agent_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let found = ["debug", "release"]
-        .iter()
-        .map(|profile| target.join(profile).join("fake-agent"))
-        .find(|path| path.exists());
-    if found.is_none() {
-        eprintln!(
-            "\n*** SKIPPED: fake-agent is not built (looked in {}/{{debug,release}}).\n\
-             *** Run `cargo build -p qserve-e2e --bin fake-agent` first.\n",
-            target.display()
-        );
-    }
-    found
+fn fake_agent_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // This test runs from target/<profile>/deps/.
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let binary = profile_dir.join("fake-agent");
+            if !binary.exists() {
+                let profile = profile_dir
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let mut build = std::process::Command::new(cargo);
+                build
+                    .args(["build", "-p", "qserve-e2e", "--bin", "fake-agent"])
+                    .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+                match profile.as_str() {
+                    "debug" => {}
+                    "release" => {
+                        build.arg("--release");
+                    }
+                    other => {
+                        build.args(["--profile", other]);
+                    }
+                }
+                let status = build.status().expect("running cargo");
+                assert!(status.success(), "building the fake agent failed");
+            }
+            assert!(
+                binary.exists(),
+                "{} missing after building it",
+                binary.display()
+            );
+            binary
+        })
+        .clone()
 }
 
 /// A running fake agent with its messages drained into `incoming`.
@@ -43,9 +67,9 @@ struct Harness {
 }
 
 /// Starts the fake agent with `env` settings (through `env VAR=… fake-agent`,
-/// as an operator's `--agent` could). `None` when the binary is missing.
-async fn start(env: &[&str]) -> Option<Harness> {
-    let binary = fake_agent_binary()?;
+/// as an operator's `--agent` could).
+async fn start(env: &[&str]) -> Harness {
+    let binary = fake_agent_binary();
     let mut args: Vec<String> = env.iter().map(|s| s.to_string()).collect();
     args.push(binary.display().to_string());
     let command = AgentCommand::new("env", args);
@@ -62,12 +86,12 @@ async fn start(env: &[&str]) -> Option<Harness> {
             let _ = tx.send(message);
         }
     });
-    Some(Harness {
+    Harness {
         process,
         conn,
         incoming,
         workspace,
-    })
+    }
 }
 
 impl Harness {
@@ -139,10 +163,7 @@ async fn finish(prompt: tokio::task::JoinHandle<Result<Value, RpcError>>) -> Pro
 
 #[tokio::test]
 async fn handshake_sessions_and_streamed_chunks() {
-    let Some(mut agent) = start(&["QWEN_CODE_PRIVATE_EXTERNAL_TOOL_GUARD=required-v1"]).await
-    else {
-        return;
-    };
+    let mut agent = start(&["QWEN_CODE_PRIVATE_EXTERNAL_TOOL_GUARD=required-v1"]).await;
     let init = agent.initialize().await;
     assert_eq!(init.protocol_version, 1);
     assert!(init.supports_close() && !init.supports_load_session());
@@ -180,9 +201,7 @@ async fn handshake_sessions_and_streamed_chunks() {
 
 #[tokio::test]
 async fn permission_request_and_answer() {
-    let Some(mut agent) = start(&[]).await else {
-        return;
-    };
+    let mut agent = start(&[]).await;
     agent.initialize().await;
     let sid = agent.new_session().await.session_id;
     let prompt = agent.prompt(&sid, "permission execute");
@@ -219,9 +238,7 @@ async fn permission_request_and_answer() {
 
 #[tokio::test]
 async fn file_requests_through_the_fs_handlers() {
-    let Some(mut agent) = start(&[]).await else {
-        return;
-    };
+    let mut agent = start(&[]).await;
     agent.initialize().await;
     let sid = agent.new_session().await.session_id;
     let path = agent.workspace.path().join("notes/f.txt");
@@ -268,16 +285,15 @@ async fn file_requests_through_the_fs_handlers() {
 
 #[tokio::test]
 async fn cancel_ends_a_sleeping_turn_and_a_hanging_session_blocks_no_other() {
-    let Some(agent) = start(&[]).await else {
-        return;
-    };
+    let mut agent = start(&[]).await;
     agent.initialize().await;
     let hanging = agent.new_session().await.session_id;
     let sleeping = agent.new_session().await.session_id;
     let _never = agent.prompt(&hanging, "hang");
     let started = Instant::now();
-    let prompt = agent.prompt(&sleeping, "sleep 20000");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let prompt = agent.prompt(&sleeping, "nap 20000");
+    // Cancel the turn once it runs (a cancel before it would be forgotten).
+    assert_eq!(agent.next_chunk().await, "napping");
     agent
         .conn
         .notify(
@@ -291,9 +307,7 @@ async fn cancel_ends_a_sleeping_turn_and_a_hanging_session_blocks_no_other() {
 
 #[tokio::test]
 async fn garbage_big_lines_extensions_and_unknown_updates() {
-    let Some(mut agent) = start(&[]).await else {
-        return;
-    };
+    let mut agent = start(&[]).await;
     agent.initialize().await;
     let sid = agent.new_session().await.session_id;
 
@@ -338,9 +352,7 @@ async fn garbage_big_lines_extensions_and_unknown_updates() {
 
 #[tokio::test]
 async fn a_crash_mid_turn_fails_the_prompt_at_once() {
-    let Some(mut agent) = start(&[]).await else {
-        return;
-    };
+    let mut agent = start(&[]).await;
     agent.initialize().await;
     let sid = agent.new_session().await.session_id;
     let prompt = agent.prompt(&sid, "crash");
@@ -359,15 +371,12 @@ async fn a_crash_mid_turn_fails_the_prompt_at_once() {
 async fn a_term_ignoring_agent_and_its_grandchild_are_killed() {
     let pid_file = tempfile::NamedTempFile::new().unwrap();
     let pid_env = format!("FAKE_AGENT_PID_FILE={}", pid_file.path().display());
-    let Some(agent) = start(&[
+    let agent = start(&[
         "FAKE_AGENT_GRANDCHILD=1",
         "FAKE_AGENT_IGNORE_TERM=1",
         &pid_env,
     ])
-    .await
-    else {
-        return;
-    };
+    .await;
     agent.initialize().await; // the pid file is written before the agent reads stdin
     let pids: Vec<i32> = std::fs::read_to_string(pid_file.path())
         .unwrap()
@@ -389,9 +398,7 @@ async fn a_term_ignoring_agent_and_its_grandchild_are_killed() {
 
 #[tokio::test]
 async fn closing_stdin_makes_the_agent_exit() {
-    let Some(agent) = start(&[]).await else {
-        return;
-    };
+    let agent = start(&[]).await;
     agent.initialize().await;
     agent.conn.shutdown();
     let info = tokio::time::timeout(Duration::from_secs(5), agent.process.wait())
@@ -402,10 +409,7 @@ async fn closing_stdin_makes_the_agent_exit() {
 
 #[tokio::test]
 async fn failing_session_creation_and_missing_set_model() {
-    let Some(agent) = start(&["FAKE_AGENT_FAIL_NEW_SESSION=1", "FAKE_AGENT_NO_SET_MODEL=1"]).await
-    else {
-        return;
-    };
+    let agent = start(&["FAKE_AGENT_FAIL_NEW_SESSION=1", "FAKE_AGENT_NO_SET_MODEL=1"]).await;
     agent.initialize().await;
     let params = methods::new_session_params(agent.workspace.path());
     let err = agent

@@ -159,6 +159,13 @@ pub enum BackendError {
         message: String,
         code: Option<&'static str>,
     },
+    /// 400 `invalid_option_id`: a vote named an option the agent did not
+    /// offer; the body names both ids. The request stays pending.
+    #[error("option {option_id} was not offered for permission request {request_id}")]
+    InvalidOption {
+        request_id: String,
+        option_id: String,
+    },
     /// 403 `policy_refused`: the loaded policy refused (e.g. a session create);
     /// the message carries the policy's reason.
     #[error("{0}")]
@@ -226,7 +233,7 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Subscription, BackendError>> + Send;
 
     /// `Ok` = this vote won. `NotFound` = unknown or already resolved.
-    /// `BadRequest{code: Some("invalid_option_id")}` = option not offered.
+    /// `InvalidOption` = option not offered.
     fn vote(
         &self,
         request_id: &str,

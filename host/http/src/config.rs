@@ -58,6 +58,9 @@ pub struct HttpConfig {
     /// requests (e.g. a prompt still running) before returning anyway. SSE
     /// streams end at once on shutdown and do not count against this.
     pub drain_timeout: Duration,
+    /// `--rate-limit`: requests per minute per client IP in the prompt,
+    /// mutation and read tiers; past it `429 rate_limited`. `None` = off.
+    pub rate_limit: Option<crate::RateLimits>,
 }
 
 /// 10 MB, the body limit of `qwen serve`.
@@ -81,6 +84,7 @@ impl Default for HttpConfig {
             features: Vec::new(),
             mode: "http-bridge".to_owned(),
             drain_timeout: Duration::from_secs(10),
+            rate_limit: None,
         }
     }
 }

@@ -86,8 +86,13 @@ pub async fn serve_connection(
     _open: watch::Receiver<()>,
 ) {
     let activity = Arc::new(Mutex::new(Activity::new()));
+    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
     let io = hyper_util::rt::TokioIo::new(ConnIo::new(stream, Arc::clone(&activity), timeouts));
-    let service = TrackedService { router, activity };
+    let service = TrackedService {
+        router,
+        activity,
+        peer,
+    };
     let mut builder = hyper::server::conn::http1::Builder::new();
     // ConnIo enforces the header-read deadline (see the module comment).
     builder.header_read_timeout(None);
@@ -149,6 +154,8 @@ fn lock(activity: &SharedActivity) -> MutexGuard<'_, Activity> {
 struct TrackedService {
     router: Router,
     activity: SharedActivity,
+    /// The client's address, for per-client limits (`--rate-limit`).
+    peer: Option<std::net::IpAddr>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for TrackedService {
@@ -161,6 +168,12 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
         let unread = !request.body().is_end_stream();
         lock(&self.activity).unread_request_body = unread;
         let activity = Arc::clone(&self.activity);
+        let mut request = request;
+        if let Some(ip) = self.peer {
+            request
+                .extensions_mut()
+                .insert(crate::rate_limit::PeerIp(ip));
+        }
         let request = request.map(|inner| RequestBody {
             inner,
             activity: Arc::clone(&activity),

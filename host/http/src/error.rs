@@ -29,6 +29,9 @@ pub struct ApiError {
     pub code: Option<&'static str>,
     /// Boxed: keeps `Result<_, ApiError>` small on the happy path.
     pub data: Option<Box<Value>>,
+    /// Fields beside `error` and `code` that clients read by name (e.g.
+    /// `requestId` and `optionId` of an `invalid_option_id`, as `qwen serve`).
+    pub fields: Option<Box<Map<String, Value>>>,
     pub retry_after_secs: Option<u32>,
     /// Adds `WWW-Authenticate: Bearer` (401 only).
     pub bearer_challenge: bool,
@@ -41,6 +44,7 @@ impl ApiError {
             message: message.into(),
             code: None,
             data: None,
+            fields: None,
             retry_after_secs: None,
             bearer_challenge: false,
         }
@@ -74,6 +78,9 @@ impl ApiError {
     /// The envelope as JSON.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
+        if let Some(fields) = &self.fields {
+            body.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         body.insert("error".into(), Value::String(self.message.clone()));
         if let Some(code) = self.code {
             body.insert("code".into(), Value::String(code.into()));
@@ -107,6 +114,18 @@ impl From<BackendError> for ApiError {
                 code,
                 ..Self::bad_request(message)
             },
+            BackendError::InvalidOption {
+                request_id,
+                option_id,
+            } => {
+                let mut fields = Map::new();
+                fields.insert("requestId".into(), Value::String(request_id));
+                fields.insert("optionId".into(), Value::String(option_id));
+                Self {
+                    fields: Some(Box::new(fields)),
+                    ..Self::bad_request(message).with_code("invalid_option_id")
+                }
+            }
             BackendError::Forbidden(_) => Self::forbidden(message).with_code("policy_refused"),
             BackendError::NotFound(_) => Self::not_found(message),
             BackendError::SessionLimit { .. } => Self {

@@ -25,6 +25,7 @@ mod fallback;
 mod fields;
 mod guard;
 mod listener;
+mod rate_limit;
 mod router;
 mod routes;
 mod server;
@@ -37,6 +38,7 @@ pub use backend::{
 };
 pub use config::{HttpConfig, DEFAULT_MAX_BODY_BYTES};
 pub use net::{validate_bind, validate_bind_with, BindError, BindPlan};
+pub use rate_limit::RateLimits;
 pub use router::{Route, ROUTE_TABLE};
 pub use routes::capabilities::{policy_json, BASE_FEATURES};
 pub use server::serve;

@@ -136,6 +136,14 @@ pub fn build_router<B: Backend>(
         let allowlist = Arc::new(HostAllowlist::for_port(port));
         router = router.layer(from_fn_with_state(allowlist, require_allowed_host));
     }
+    // Outermost but for the JSON error bodies: a client over its budget
+    // costs no token check and no body read.
+    if let Some(limits) = config.rate_limit {
+        router = router.layer(from_fn_with_state(
+            crate::rate_limit::Limiter::new(limits),
+            crate::rate_limit::rate_limit,
+        ));
+    }
     router
         .layer(TraceLayer::new_for_http())
         .layer(from_fn(fallback::json_error_bodies))

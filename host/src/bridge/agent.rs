@@ -29,6 +29,10 @@ use super::Inner;
 /// has been processed are held (per session, at most this many) and published
 /// once the session is registered.
 const MAX_UNROUTED_UPDATES: usize = 1024;
+/// Held updates are bounded per agent too: an agent that sends updates for
+/// session ids it never created must not grow the daemon (finding 6).
+const MAX_UNROUTED_IDS: usize = 64;
+const MAX_UNROUTED_BYTES: usize = 32 * 1024 * 1024;
 /// How long an agent whose stdout closed may take to exit before its group is killed.
 const EXIT_AFTER_CLOSE: Duration = Duration::from_secs(2);
 
@@ -55,6 +59,8 @@ struct Routes {
     /// Agent session id → daemon session id.
     by_agent: HashMap<String, String>,
     unrouted: HashMap<String, Vec<Box<RawValue>>>,
+    /// Bytes held in `unrouted`.
+    unrouted_bytes: usize,
 }
 
 /// Just the routing field of an agent message; the rest stays raw.
@@ -118,6 +124,7 @@ impl Inner {
         self: &Arc<Self>,
         workspace: &str,
     ) -> Result<Arc<AgentHost>, BackendError> {
+        self.admit_new_agent()?;
         let scrub: Vec<&str> = self.config.scrub_env.iter().map(String::as_str).collect();
         let (process, stdin, stdout) =
             AgentProcess::spawn(&self.config.agent, Path::new(workspace), &scrub).map_err(
@@ -189,6 +196,7 @@ impl Inner {
             .by_agent
             .insert(agent_session_id.to_owned(), session_id.to_owned());
         let held = routes.unrouted.remove(agent_session_id).unwrap_or_default();
+        routes.unrouted_bytes -= held.iter().map(|p| p.get().len()).sum::<usize>();
         let datas: Vec<String> = held
             .iter()
             .filter_map(|params| replace_session_id(params, session_id).ok())
@@ -275,14 +283,26 @@ impl Inner {
                 continue;
             };
             let Some(session_id) = routes.by_agent.get(routed.session_id.as_ref()) else {
-                let held = routes
-                    .unrouted
-                    .entry(routed.session_id.into_owned())
-                    .or_default();
-                if held.len() < MAX_UNROUTED_UPDATES {
-                    held.push(params);
-                } else {
-                    tracing::warn!("update for an unknown agent session; dropped");
+                let len = params.get().len();
+                let known = routes.unrouted.contains_key(routed.session_id.as_ref());
+                let room = (known || routes.unrouted.len() < MAX_UNROUTED_IDS)
+                    && routes.unrouted_bytes + len <= MAX_UNROUTED_BYTES;
+                let held = room.then(|| {
+                    routes
+                        .unrouted
+                        .entry(routed.session_id.clone().into_owned())
+                        .or_default()
+                });
+                match held {
+                    Some(held) if held.len() < MAX_UNROUTED_UPDATES => {
+                        held.push(params);
+                        routes.unrouted_bytes += len;
+                    }
+                    _ => tracing::warn!(
+                        agent_session = %qserve_acp::escape_for_log(&routed.session_id),
+                        bytes = len,
+                        "update for an unknown agent session dropped: too many held"
+                    ),
                 }
                 continue;
             };

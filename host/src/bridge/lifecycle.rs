@@ -74,6 +74,64 @@ impl Inner {
         tracing::info!(pid = host.process.pid(), workspace = %host.workspace, "agent stopped ({exit})");
     }
 
+    /// After a create failed: an agent that was started for it and serves
+    /// no session is stopped (a failing `session/new` must not leave one
+    /// idle agent per workspace tried), and a slot whose spawn failed is
+    /// dropped (the map is keyed by the client's `cwd`). Nothing is touched
+    /// while anyone else holds the agent or waits on its spawn.
+    pub(super) async fn after_failed_create(&self, workspace: &str) {
+        let host = {
+            let mut agents = self.agents.lock().unwrap();
+            let Some(cell) = agents.get(workspace) else {
+                return;
+            };
+            match cell.get() {
+                Some(host) => host.clone(),
+                None => {
+                    // Only the map holds an uninitialized cell: no spawn in flight.
+                    if Arc::strong_count(cell) == 1 {
+                        agents.remove(workspace);
+                    }
+                    return;
+                }
+            }
+        };
+        // Held by the slot, the agent's message loop and us: no session,
+        // no other create, no request of the agent in flight.
+        const UNUSED: usize = 3;
+        if Arc::strong_count(&host) <= UNUSED && host.daemon_sessions().await.is_empty() {
+            tracing::info!(
+                pid = host.process.pid(),
+                workspace,
+                "stopping the agent of a failed create: it has no session"
+            );
+            self.stop_agent(&host).await;
+        }
+    }
+
+    /// `--memory-budget-mb`: a new agent is admitted only while the live
+    /// agents' process trees (guard, agent, everything it started) use
+    /// less RSS than the budget, measured now from /proc.
+    pub(super) fn admit_new_agent(&self) -> Result<(), qserve_http::BackendError> {
+        let Some(budget) = self.config.memory_budget else {
+            return Ok(());
+        };
+        let agents = self.live_agents();
+        let used: u64 = agents.iter().map(|a| a.process.tree_rss_bytes()).sum();
+        if used < budget {
+            return Ok(());
+        }
+        let reason = format!(
+            "memory budget exhausted: {} agents use {} MiB of RSS, --memory-budget-mb is {}; \
+             close sessions or retry later",
+            agents.len(),
+            used >> 20,
+            budget >> 20
+        );
+        tracing::warn!("refusing a new agent: {reason}");
+        Err(qserve_http::BackendError::Unavailable(reason))
+    }
+
     /// Drop the workspace's slot if it still holds this agent.
     fn forget_agent(&self, host: &Arc<AgentHost>) {
         let mut agents = self.agents.lock().unwrap();
@@ -108,10 +166,22 @@ impl Inner {
             )
             .await;
         }
-        let agents = self.live_agents();
         let grace = self.config.stop_grace;
-        let stops = futures::future::join_all(agents.iter().map(|a| a.process.terminate(grace)));
-        if tokio::time::timeout(SHUTDOWN_DEADLINE, stops)
+        let stop_all = async {
+            let agents = self.live_agents();
+            futures::future::join_all(agents.iter().map(|a| a.process.terminate(grace))).await;
+            // Spawns still initializing are waited for and stopped too:
+            // none may finish after shutdown with nobody to stop it.
+            let cells: Vec<_> = self.agents.lock().unwrap().values().cloned().collect();
+            let late = cells.iter().map(|cell| async move {
+                let started = cell.get_or_try_init(|| async { Err(()) }).await;
+                if let Ok(host) = started {
+                    host.process.terminate(grace).await;
+                }
+            });
+            futures::future::join_all(late).await;
+        };
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, stop_all)
             .await
             .is_err()
         {
@@ -120,7 +190,8 @@ impl Inner {
         }
     }
 
-    /// SIGKILL every agent's process group, now.
+    /// Kill every agent and its whole tree, now. A spawn still
+    /// initializing needs nothing: its guard kills it when the daemon exits.
     pub(super) fn kill_all_agents(&self) {
         for agent in self.live_agents() {
             agent.process.kill_group();

@@ -72,6 +72,9 @@ pub struct BridgeConfig {
     pub model_switch_timeout: Duration,
     /// SIGTERM → SIGKILL grace when stopping an agent.
     pub stop_grace: Duration,
+    /// `--memory-budget-mb` in bytes: no new agent while the agents' trees
+    /// use this much RSS. `None` = no budget.
+    pub memory_budget: Option<u64>,
 }
 
 /// Cheap to clone; every clone is the same daemon.

@@ -260,6 +260,10 @@ impl Inner {
         request_id: &str,
         vote: ClientVote,
     ) -> Result<(), BackendError> {
+        let voted_option = match &vote {
+            ClientVote::Selected { option_id } => option_id.clone(),
+            ClientVote::Cancelled => String::new(),
+        };
         let outcome = match vote {
             ClientVote::Selected { option_id } => VoteOutcome::Selected(option_id),
             ClientVote::Cancelled => VoteOutcome::Cancelled,
@@ -283,11 +287,9 @@ impl Inner {
                     Err(VoteError::NotFound) => Err(BackendError::NotFound(format!(
                         "permission request {rid} not found or already resolved"
                     ))),
-                    Err(VoteError::InvalidOption) => Err(BackendError::BadRequest {
-                        message: format!(
-                            "that option was not offered for permission request {rid}"
-                        ),
-                        code: Some("invalid_option_id"),
+                    Err(VoteError::InvalidOption) => Err(BackendError::InvalidOption {
+                        request_id: rid,
+                        option_id: voted_option,
                     }),
                 }
             })

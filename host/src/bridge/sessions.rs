@@ -227,6 +227,7 @@ impl Inner {
                 .hub
                 .call(move |hub| hub.core.abort_create(reservation))
                 .await;
+            self.after_failed_create(workspace).await;
         }
         if let Some(in_flight) = self.in_flight.lock().unwrap().remove(&reservation) {
             let shared = created

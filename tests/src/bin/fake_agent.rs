@@ -30,8 +30,10 @@
 //! - `read PATH [LINE [LIMIT]]`: `fs/read_text_file`; a chunk reports
 //!   `read: ok CONTENT` or `read: error CODE MESSAGE`.
 //! - `sleep MS`: waits; ends early with `cancelled` on `session/cancel`.
+//! - `nap MS`: a chunk `napping`, then as `sleep MS`.
 //! - `crash`: a chunk, then the process exits with code 3 mid-turn.
 //! - `hang`: never answers the prompt, ignores cancel.
+//! - `fail`: answers the prompt with a JSON-RPC error (`-32603`).
 //! - `garbage`: non-JSON lines on stdout, then a chunk `after garbage`.
 //! - `bigline BYTES`: one `session/update` line with BYTES of text.
 //! - `ext`: sends `craft/drainMidTurnQueue` to the client; a chunk reports
@@ -39,6 +41,13 @@
 //! - `unknown-update`: a `session/update` with `sessionUpdate:
 //!   "future_variant_xyz"` and extra fields.
 //! - `echo TEXT`: a chunk with TEXT.
+//! - `deaf-reads PATH N`: stops reading stdin, sends N
+//!   `fs/read_text_file` requests for PATH without waiting, a chunk
+//!   `deaf-reads: sent N`, and never ends the turn.
+//! - `foreign-updates N`: N `session/update`s for session ids never
+//!   created (`foreign-0`…), then a chunk `foreign-updates: sent N`.
+//! - `stderr TEXT`: TEXT on stderr (`\n` → newline, `\e` → ESC), then a
+//!   chunk `stderr: written`.
 //! - `env NAME…`: a chunk `env: NAME=set|unset …` (whether the agent was
 //!   given each variable; never the value).
 //!
@@ -55,8 +64,11 @@
 //!   `session/set_config_option` on it switches the model.
 //! - `FAKE_AGENT_GRANDCHILD=1`: starts `sleep 300` in the agent's process
 //!   group (to test that the daemon kills whole groups).
-//! - `FAKE_AGENT_PID_FILE=PATH`: writes the agent's pid on the first line and
-//!   the grandchild's (if any) on the second.
+//! - `FAKE_AGENT_DETACHED_GRANDCHILD=1`: starts `sleep 300` in a session
+//!   (and so a process group) of its own: no group kill reaches it.
+//! - `FAKE_AGENT_PID_FILE=PATH`: writes the agent's pid on the first line,
+//!   then the grandchild's and the detached grandchild's (if any), one a line.
+//! - `FAKE_AGENT_IGNORE_STDIN_EOF=1`: keeps running after its stdin closes.
 //! - `FAKE_AGENT_IGNORE_TERM=1`: SIGTERM is ignored (the daemon must SIGKILL).
 
 // A crate root's modules resolve beside it, not in a folder of its name.
@@ -101,13 +113,17 @@ async fn main() {
         std::process::id(),
         cwd_display()
     );
-    let grandchild = env_flag("FAKE_AGENT_GRANDCHILD").then(spawn_grandchild);
+    let grandchild = env_flag("FAKE_AGENT_GRANDCHILD").then(|| spawn_grandchild(false));
+    let detached = env_flag("FAKE_AGENT_DETACHED_GRANDCHILD").then(|| spawn_grandchild(true));
     if let Ok(path) = std::env::var("FAKE_AGENT_PID_FILE") {
         let mut text = format!("{}\n", std::process::id());
-        if let Some(pid) = grandchild {
+        for pid in grandchild.into_iter().chain(detached) {
             text.push_str(&format!("{pid}\n"));
         }
-        std::fs::write(&path, text).expect("FAKE_AGENT_PID_FILE is writable");
+        // Written whole and renamed: a reader never sees half the pids.
+        let partial = format!("{path}.partial");
+        std::fs::write(&partial, text).expect("FAKE_AGENT_PID_FILE is writable");
+        std::fs::rename(&partial, &path).expect("FAKE_AGENT_PID_FILE is writable");
     }
     if env_flag("FAKE_AGENT_IGNORE_TERM") {
         ignore_sigterm();
@@ -130,6 +146,10 @@ async fn main() {
                 agent.handle_notification(&method, &params)
             }
         }
+    }
+    if env_flag("FAKE_AGENT_IGNORE_STDIN_EOF") {
+        eprintln!("fake-agent: stdin closed, running on (FAKE_AGENT_IGNORE_STDIN_EOF=1)");
+        std::future::pending::<()>().await;
     }
     // The client closed our stdin: exit, as ACP agents do.
     eprintln!("fake-agent: stdin closed, exiting");
@@ -276,20 +296,26 @@ fn cwd_display() -> String {
         .unwrap_or_default()
 }
 
-/// `sleep 300` in our process group; it holds none of our pipes, so only a
-/// group kill ends it early.
-// Never waited for on purpose: it must outlive us unless the group is killed.
+/// `sleep 300` in our process group (or, `detached`, in a session of its
+/// own); it holds none of our pipes, so only a kill ends it early.
+// Never waited for on purpose: it must outlive us unless it is killed.
 #[allow(clippy::zombie_processes)]
-fn spawn_grandchild() -> u32 {
+fn spawn_grandchild(detached: bool) -> u32 {
+    use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    let child = Command::new("sleep")
+    let mut command = Command::new("sleep");
+    command
         .arg("300")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sleep starts");
-    child.id()
+        .stderr(Stdio::null());
+    if detached {
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
+        }
+    }
+    command.spawn().expect("sleep starts").id()
 }
 
 fn ignore_sigterm() {

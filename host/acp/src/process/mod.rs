@@ -6,7 +6,13 @@
 //! process group and every signal goes to the whole group. When the direct
 //! child exits, whatever is left of its group is killed too: an agent's
 //! helpers are useless without it.
+//!
+//! Nothing survives the daemon either, however it dies: each agent runs
+//! under a [`guard`] (a subreaper that kills the agent's whole tree when the
+//! daemon or the agent goes), and without one the agent itself gets
+//! `PR_SET_PDEATHSIG(SIGKILL)`.
 
+pub mod guard;
 mod stderr;
 
 pub use stderr::{STDERR_LINE_CAP, STDERR_TARGET};
@@ -81,6 +87,8 @@ pub enum SpawnError {
 #[derive(Debug)]
 pub struct AgentProcess {
     pid: u32,
+    /// The child is a [`guard`]: a kill is asked of it, not sent to the group.
+    guarded: bool,
     cwd: PathBuf,
     exit: ExitWatch,
 }
@@ -141,14 +149,44 @@ impl AgentProcess {
             }
         }
 
-        let mut cmd = Command::new(command.program());
-        cmd.args(command.args())
-            .current_dir(cwd)
+        let program = resolve_program(command)?;
+        let guard = guard::guard_program();
+        let mut cmd = match guard {
+            Some(guard) => guard::guard_command(guard, &program, command.args()),
+            None => {
+                let mut cmd = Command::new(&program);
+                cmd.args(command.args());
+                cmd
+            }
+        };
+        // With a guard, its parent-death signal is a wake-up it acts on;
+        // without, the agent itself dies with the daemon.
+        let death_signal = if guard.is_some() {
+            guard::PARENT_DIED
+        } else {
+            Signal::SIGKILL
+        };
+        let daemon = nix::unistd::getpid();
+        // SAFETY: only async-signal-safe calls (prctl, getppid) and no
+        // allocation in the forked child. The re-check closes the race of
+        // a daemon that died before the prctl.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(death_signal)?;
+                if nix::unistd::getppid() != daemon {
+                    return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        cmd.current_dir(cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true);
+            // Not for a guard: SIGKILL would stop it before it kills the
+            // agent's tree. Our Drop asks it instead.
+            .kill_on_drop(guard.is_none());
         for name in scrub_env {
             cmd.env_remove(name);
         }
@@ -157,7 +195,7 @@ impl AgentProcess {
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        tracing::info!(pid, cwd = %cwd.display(), command = %command, "agent started");
+        tracing::info!(pid, cwd = %cwd.display(), command = %command, guarded = guard.is_some(), "agent started");
 
         let log_cwd = cwd.to_owned();
         tokio::spawn(async move { stderr::forward_stderr(stderr, pid, &log_cwd).await });
@@ -180,6 +218,7 @@ impl AgentProcess {
 
         let process = AgentProcess {
             pid,
+            guarded: guard.is_some(),
             cwd: cwd.to_owned(),
             exit: ExitWatch { rx },
         };
@@ -189,6 +228,41 @@ impl AgentProcess {
     /// The direct child's pid (also the process group id).
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Resident memory of the agent's whole tree (its guard, the agent and
+    /// every descendant), from /proc, in bytes. Processes that end while
+    /// it is read count as nothing.
+    pub fn tree_rss_bytes(&self) -> u64 {
+        if self.try_wait().is_some() {
+            return 0;
+        }
+        let Ok(root) = i32::try_from(self.pid) else {
+            return 0;
+        };
+        let table = proc_table();
+        let mut tree = vec![root];
+        let mut i = 0;
+        while i < tree.len() {
+            let parent = tree[i];
+            tree.extend(
+                table
+                    .iter()
+                    .filter(|(_, ppid)| *ppid == parent)
+                    .map(|(pid, _)| *pid),
+            );
+            i += 1;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page =
+            u64::try_from(unsafe { nix::libc::sysconf(nix::libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        tree.iter()
+            .filter_map(|pid| {
+                let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+                statm.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map(|pages| pages * page)
+            .sum()
     }
 
     /// The workspace the agent runs in.
@@ -225,14 +299,30 @@ impl AgentProcess {
                 pid = self.pid,
                 "agent ignored SIGTERM for {grace:?}; killing its process group"
             );
-            self.signal(Signal::SIGKILL);
+            self.kill_group();
+            if tokio::time::timeout(GUARD_KILL_BOUND, self.wait())
+                .await
+                .is_err()
+            {
+                self.signal(Signal::SIGKILL);
+            }
         }
         self.wait().await
     }
 
-    /// SIGKILL to the whole group now. Does not wait; see [`wait`](Self::wait).
+    /// Kill the agent and everything it started, now: its guard kills the
+    /// whole tree (whatever group a process moved to), or SIGKILL goes to
+    /// the whole group. Does not wait; see [`wait`](Self::wait).
     pub fn kill_group(&self) {
-        self.signal(Signal::SIGKILL);
+        if self.guarded {
+            if self.try_wait().is_none() {
+                if let Ok(raw) = i32::try_from(self.pid) {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(raw), guard::KILL_ALL);
+                }
+            }
+        } else {
+            self.signal(Signal::SIGKILL);
+        }
     }
 
     fn signal(&self, signal: Signal) {
@@ -246,8 +336,80 @@ impl AgentProcess {
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
+        self.kill_group();
     }
+}
+
+/// How long a guard gets to kill its agent's tree before its group is SIGKILLed.
+const GUARD_KILL_BOUND: Duration = Duration::from_secs(5);
+
+/// The program as an absolute path: a bare name looked up on the daemon's
+/// `PATH` now (an agent must not be looked up relative to the client's
+/// workspace), a path with a `/` taken as it is (made absolute at start-up,
+/// see [`AgentCommand::anchored_at`]). Missing or non-executable programs
+/// are refused here, with the message the user needs.
+fn resolve_program(command: &AgentCommand) -> Result<PathBuf, SpawnError> {
+    use nix::unistd::{access, AccessFlags};
+    let program = command.program();
+    let executable = |path: &Path| path.is_file() && access(path, AccessFlags::X_OK).is_ok();
+    let not_found = || SpawnError::NotFound {
+        program: program.to_owned(),
+        message: not_found_message(command),
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        if !path.exists() {
+            return Err(not_found());
+        }
+        if !executable(&path) {
+            return Err(SpawnError::NotExecutable {
+                program: program.to_owned(),
+            });
+        }
+        return Ok(path);
+    }
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    let mut found_unexecutable = false;
+    for dir in std::env::split_paths(&search) {
+        // An empty PATH entry means the current directory: never the workspace.
+        if dir.as_os_str().is_empty() || !dir.is_absolute() {
+            continue;
+        }
+        let candidate = dir.join(program);
+        if executable(&candidate) {
+            return Ok(candidate);
+        }
+        found_unexecutable |= candidate.is_file();
+    }
+    if found_unexecutable {
+        Err(SpawnError::NotExecutable {
+            program: program.to_owned(),
+        })
+    } else {
+        Err(not_found())
+    }
+}
+
+/// `(pid, ppid)` of every process, from /proc.
+fn proc_table() -> Vec<(i32, i32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) S ppid …": comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
 }
 
 fn signal_group(pgid: u32, signal: Signal) {

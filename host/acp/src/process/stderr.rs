@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tokio::io::{AsyncRead, BufReader};
 
-use crate::lines::{read_line_capped, skip_rest_of_line, LineEnd};
+use crate::lines::{escape_for_log, read_line_capped, skip_rest_of_line, LineEnd};
 
 /// Longest stderr line logged in full; the rest of a longer line is dropped
 /// and its length noted, so one runaway line cannot flood the daemon's log.
@@ -43,7 +43,7 @@ pub(crate) async fn forward_stderr<R: AsyncRead + Unpin>(stderr: R, pid: u32, cw
 
 fn log_line(pid: u32, cwd: &Path, line: &[u8], dropped: u64) {
     let text = String::from_utf8_lossy(line);
-    let text = text.trim_end_matches('\r');
+    let text = escape_for_log(text.trim_end_matches('\r'));
     if dropped > 0 {
         tracing::info!(target: STDERR_TARGET, "pid={pid} cwd={} {text}… [{dropped} more bytes truncated]", cwd.display());
     } else {

@@ -13,14 +13,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::error::RpcError;
 use super::frame::{self, DecodeError, Decoded, MethodName};
@@ -38,10 +38,22 @@ pub struct ConnectionConfig {
     pub incoming_capacity: usize,
     /// Names the agent in log lines, e.g. `pid=123 cwd=/repo`.
     pub label: String,
+    /// Most bytes queued for the agent's stdin (answers, requests). An agent
+    /// that stops reading its stdin would otherwise make the daemon buffer
+    /// without bound; past this the connection closes with
+    /// [`CloseReason::NotReading`] (and the agent is stopped by its owner).
+    /// One frame alone is always accepted.
+    pub max_queued_write_bytes: usize,
+    /// Most requests from the agent delivered and not yet answered (each
+    /// costs the owner a task). Past it a request is answered at once with
+    /// an error, never delivered.
+    pub max_agent_requests: usize,
 }
 
 impl ConnectionConfig {
     pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+    pub const DEFAULT_MAX_QUEUED_WRITE_BYTES: usize = 64 * 1024 * 1024;
+    pub const DEFAULT_MAX_AGENT_REQUESTS: usize = 256;
 }
 
 impl Default for ConnectionConfig {
@@ -50,6 +62,8 @@ impl Default for ConnectionConfig {
             max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
             incoming_capacity: 1024,
             label: "agent".into(),
+            max_queued_write_bytes: Self::DEFAULT_MAX_QUEUED_WRITE_BYTES,
+            max_agent_requests: Self::DEFAULT_MAX_AGENT_REQUESTS,
         }
     }
 }
@@ -69,6 +83,9 @@ pub enum CloseReason {
     WriteFailed(String),
     /// [`Connection::shutdown`] closed the agent's stdin.
     Shutdown,
+    /// The agent stopped reading its stdin: more than `max` bytes of
+    /// frames for it were waiting.
+    NotReading { max: usize },
 }
 
 impl fmt::Display for CloseReason {
@@ -82,6 +99,10 @@ impl fmt::Display for CloseReason {
             CloseReason::ReadFailed(e) => write!(f, "reading the agent's stdout failed: {e}"),
             CloseReason::WriteFailed(e) => write!(f, "writing the agent's stdin failed: {e}"),
             CloseReason::Shutdown => f.write_str("the daemon closed the agent's stdin"),
+            CloseReason::NotReading { max } => write!(
+                f,
+                "the agent stopped reading its stdin (more than {max} bytes waiting for it); the connection was closed"
+            ),
         }
     }
 }
@@ -113,6 +134,8 @@ pub struct Responder {
     id: Box<RawValue>,
     method: MethodName,
     writer: Option<mpsc::UnboundedSender<WriterMsg>>,
+    /// Counts this request among the agent's in flight until answered.
+    shared: Arc<Shared>,
 }
 
 impl Responder {
@@ -134,7 +157,7 @@ impl Responder {
     fn send(&mut self, result: &Result<Value, RpcError>) {
         if let Some(writer) = self.writer.take() {
             let bytes = frame::encode_response(&self.id, result);
-            if writer.send(WriterMsg::Frame(bytes)).is_err() {
+            if self.shared.queue(&writer, bytes).is_err() {
                 tracing::debug!(method = %self.method, "answer to the agent dropped: connection closed");
             }
         }
@@ -150,6 +173,7 @@ impl Drop for Responder {
                 self.method
             ))));
         }
+        self.shared.agent_requests.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -215,6 +239,15 @@ struct Shared {
     state: Mutex<State>,
     next_id: AtomicU64,
     label: String,
+    /// Bytes queued for the writer and not yet written.
+    queued_bytes: AtomicUsize,
+    max_queued_write_bytes: usize,
+    /// Requests from the agent delivered and not yet answered.
+    agent_requests: AtomicUsize,
+    max_agent_requests: usize,
+    /// Wakes the reader when the connection is closed from this side (an
+    /// agent that does not read its stdin), so it stops reading too.
+    abort: Notify,
 }
 
 type Reply = oneshot::Sender<Result<Value, RpcError>>;
@@ -255,6 +288,11 @@ impl Connection {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             label: config.label.clone(),
+            queued_bytes: AtomicUsize::new(0),
+            max_queued_write_bytes: config.max_queued_write_bytes,
+            agent_requests: AtomicUsize::new(0),
+            max_agent_requests: config.max_agent_requests.max(1),
+            abort: Notify::new(),
         });
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1));
@@ -296,7 +334,7 @@ impl Connection {
             shared: &self.shared,
             id,
         };
-        if self.writer.send(WriterMsg::Frame(bytes)).is_err() {
+        if self.shared.queue(&self.writer, bytes).is_err() {
             return Err(self.closed_error());
         }
         match reply_rx.await {
@@ -313,8 +351,8 @@ impl Connection {
         if let Some(reason) = self.shared.lock().unusable() {
             return Err(RpcError::connection_closed(reason));
         }
-        self.writer
-            .send(WriterMsg::Frame(bytes))
+        self.shared
+            .queue(&self.writer, bytes)
             .map_err(|_| self.closed_error())
     }
 
@@ -342,6 +380,27 @@ impl Connection {
 }
 
 impl Shared {
+    /// Queues a frame for the agent's stdin within the byte budget. Past
+    /// it, the connection closes ([`CloseReason::NotReading`]) and the
+    /// reader stops: buffering for an agent that does not read is refused.
+    fn queue(&self, writer: &mpsc::UnboundedSender<WriterMsg>, bytes: Vec<u8>) -> Result<(), ()> {
+        let len = bytes.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > self.max_queued_write_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            let reason = CloseReason::NotReading {
+                max: self.max_queued_write_bytes,
+            };
+            tracing::error!(agent = %self.label, "{reason}");
+            self.close(reason);
+            self.abort.notify_one();
+            return Err(());
+        }
+        writer.send(WriterMsg::Frame(bytes)).map_err(|_| {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock leaves consistent data (inserts and
         // removes only), so a poisoned lock is still usable.
@@ -399,7 +458,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         while let Some(msg) = next.take() {
             match msg {
                 WriterMsg::Frame(bytes) => {
-                    if let Err(e) = out.write_all(&bytes).await {
+                    let written = out.write_all(&bytes).await;
+                    shared.queued_bytes.fetch_sub(bytes.len(), Ordering::AcqRel);
+                    if let Err(e) = written {
                         return write_failed(&shared, e);
                     }
                 }
@@ -434,12 +495,29 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut line = Vec::with_capacity(64 * 1024);
     let reason = loop {
         line.clear();
-        match read_line_capped(&mut reader, &mut line, max_line_bytes).await {
-            Ok(LineEnd::Newline) => dispatch(&line, &shared, &writer, &incoming).await,
-            Ok(LineEnd::Eof) => {
-                dispatch(&line, &shared, &writer, &incoming).await;
-                break CloseReason::Eof;
+        let read = tokio::select! {
+            read = read_line_capped(&mut reader, &mut line, max_line_bytes) => read,
+            _ = shared.abort.notified() => {
+                break shared.lock().closed.clone().unwrap_or(CloseReason::Eof);
             }
+        };
+        // Dispatching may wait for room in the incoming queue: an abort
+        // ends that wait too.
+        let dispatched = match read {
+            Ok(LineEnd::Newline) | Ok(LineEnd::Eof) => {
+                tokio::select! {
+                    _ = dispatch(&line, &shared, &writer, &incoming) => true,
+                    _ = shared.abort.notified() => false,
+                }
+            }
+            _ => true,
+        };
+        if !dispatched {
+            break shared.lock().closed.clone().unwrap_or(CloseReason::Eof);
+        }
+        match read {
+            Ok(LineEnd::Newline) => {}
+            Ok(LineEnd::Eof) => break CloseReason::Eof,
             Ok(LineEnd::CapReached) => {
                 let reason = CloseReason::LineTooLong { max_line_bytes };
                 tracing::error!(agent = %shared.label, "{reason}");
@@ -460,7 +538,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
 async fn dispatch(
     line: &[u8],
-    shared: &Shared,
+    shared: &Arc<Shared>,
     writer: &mpsc::WeakUnboundedSender<WriterMsg>,
     incoming: &mpsc::Sender<Item>,
 ) {
@@ -510,11 +588,21 @@ async fn dispatch(
         }
         Decoded::Request { id, method, params } => {
             let method = frame::method_name(method);
+            let in_flight = shared.agent_requests.fetch_add(1, Ordering::AcqRel);
             let responder = Responder {
                 id: id.to_owned(),
                 method: method.clone(),
                 writer: writer.upgrade(),
+                shared: shared.clone(),
             };
+            if in_flight >= shared.max_agent_requests {
+                tracing::warn!(agent = %shared.label, %method, "the agent has {in_flight} requests in flight; refusing one more");
+                responder.respond(Err(RpcError::internal(format!(
+                    "too many requests in flight from this agent (at most {}); answer some first",
+                    shared.max_agent_requests
+                ))));
+                return;
+            }
             let message = Incoming::Request {
                 method,
                 params: raw_params(params),
@@ -536,6 +624,7 @@ fn raw_params(params: Option<&RawValue>) -> Box<RawValue> {
 fn skip_line(shared: &Shared, line: &[u8], error: DecodeError) {
     const PREVIEW: usize = 200;
     let shown = String::from_utf8_lossy(&line[..line.len().min(PREVIEW)]);
+    let shown = crate::lines::escape_for_log(&shown);
     let more = if line.len() > PREVIEW { "…" } else { "" };
     let why = match error {
         DecodeError::NotJson(e) => format!("not JSON ({e})"),

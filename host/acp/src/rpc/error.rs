@@ -5,8 +5,14 @@ use serde_json::{json, Value};
 
 /// A JSON-RPC error: sent by the agent, sent to the agent, or made up by the
 /// connection when the agent is gone ([`RpcError::is_connection_closed`]).
+///
+/// Displayed with the agent's message escaped ([`escape_for_log`]): the
+/// message is the agent's text and ends up in log lines. `message` itself
+/// stays as the agent sent it.
+///
+/// [`escape_for_log`]: crate::escape_for_log
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message} (JSON-RPC error {code})")]
+#[error("{} (JSON-RPC error {code})", crate::lines::escape_for_log(message))]
 pub struct RpcError {
     pub code: i64,
     pub message: String,

@@ -40,16 +40,64 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
         "write" => turn.write(rest).await,
         "read" => turn.read(rest).await,
         "sleep" => turn.sleep(rest).await,
+        "nap" => {
+            // `nap MS`: says so first, so a test can cancel a turn that runs.
+            turn.chunk("napping").await;
+            turn.sleep(rest).await
+        }
         "crash" => {
             turn.chunk("crashing now").await;
             agent.wire.exit(3).await
         }
         "hang" => return None,
+        "fail" => {
+            return Some(Err(
+                json!({"code": -32603, "message": "fake agent: this prompt fails"}),
+            ))
+        }
         "garbage" => turn.garbage().await,
         "bigline" => turn.chunk(&"x".repeat(number(rest, 0) as usize)).await,
         "ext" => turn.ext().await,
         "unknown-update" => turn.unknown_update().await,
         "echo" => turn.chunk(rest).await,
+        "deaf-reads" => {
+            // `deaf-reads PATH N`: stop reading stdin, then ask to read
+            // PATH N times without waiting: the answers pile up in the
+            // client. The turn never ends by itself.
+            let mut words = rest.split_whitespace();
+            let path = words.next().unwrap_or_default();
+            let count = number(words.next().unwrap_or_default(), 1);
+            crate::wire::STOP_READING.store(true, Ordering::Release);
+            for i in 0..count {
+                let request = json!({
+                    "jsonrpc": "2.0", "id": 900_000 + i, "method": "fs/read_text_file",
+                    "params": {"sessionId": turn.session_id, "path": path}
+                });
+                agent.wire.send(&request).await;
+            }
+            turn.chunk(&format!("deaf-reads: sent {count}")).await;
+            return None;
+        }
+        "foreign-updates" => {
+            // `foreign-updates N`: N updates, each for a session id this
+            // agent never created (memory bounds of the daemon's routing).
+            let count = number(rest, 1);
+            for i in 0..count {
+                let update = json!({
+                    "sessionId": format!("foreign-{i}"),
+                    "update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"}}
+                });
+                agent.wire.notify("session/update", update).await;
+            }
+            turn.chunk(&format!("foreign-updates: sent {count}")).await
+        }
+        "stderr" => {
+            // `stderr TEXT`: TEXT (with `\n` and `\e` turned into a real
+            // newline and ESC) on stderr, which the daemon logs.
+            let text = rest.replace("\\n", "\n").replace("\\e", "\u{1b}");
+            eprintln!("{text}");
+            turn.chunk("stderr: written").await
+        }
         "env" => {
             // `env NAME…`: which of these variables the agent was given
             // (never their values).

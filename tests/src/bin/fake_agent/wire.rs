@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -133,11 +133,18 @@ fn write_stdout(mut rx: mpsc::Receiver<Out>) {
     }
 }
 
+/// Set by the `deaf-reads` command: stdin is no longer read (the client's
+/// writes back up), as a hung agent's would.
+pub static STOP_READING: AtomicBool = AtomicBool::new(false);
+
 fn read_stdin(tx: mpsc::Sender<Incoming>, pending: Pending) {
     let stdin = std::io::stdin();
     let mut stdin = stdin.lock();
     let mut line = String::new();
     loop {
+        while STOP_READING.load(Ordering::Acquire) {
+            std::thread::park();
+        }
         line.clear();
         match stdin.read_line(&mut line) {
             Ok(0) | Err(_) => return, // EOF: dropping `tx` ends the main loop

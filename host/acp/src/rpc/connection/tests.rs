@@ -211,6 +211,81 @@ async fn requests_from_the_agent_are_answered_with_their_id_verbatim() {
 }
 
 #[tokio::test]
+async fn requests_past_the_in_flight_cap_are_refused_at_once_not_delivered() {
+    let (_conn, mut incoming, mut agent) = connect(ConnectionConfig {
+        max_agent_requests: 2,
+        ..ConnectionConfig::default()
+    });
+    for id in 1..=3 {
+        agent
+            .send(&format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"session/request_permission","params":{{}}}}"#
+            ))
+            .await;
+    }
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let Incoming::Request { responder, .. } = next(&mut incoming).await else {
+            panic!("a request")
+        };
+        held.push(responder);
+    }
+    // The third is answered by the connection itself, never delivered.
+    let refused = agent.recv().await;
+    assert_eq!(refused["id"], 3, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests in flight"),
+        "{refused}"
+    );
+    // Answering one makes room for the next.
+    held.pop().unwrap().respond(Ok(json!({})));
+    assert_eq!(agent.recv().await["id"], 2);
+    agent
+        .send(r#"{"jsonrpc":"2.0","id":4,"method":"session/request_permission","params":{}}"#)
+        .await;
+    let Incoming::Request { responder, .. } = next(&mut incoming).await else {
+        panic!("the fourth request is delivered")
+    };
+    assert_eq!(responder.id().get(), "4");
+}
+
+#[tokio::test]
+async fn an_agent_that_stops_reading_its_stdin_is_cut_off_not_buffered_for() {
+    const BUDGET: usize = 256 * 1024;
+    // The agent end never reads: the in-memory pipe fills, then the queue.
+    let (conn, mut incoming, _agent) = connect(ConnectionConfig {
+        max_queued_write_bytes: BUDGET,
+        ..ConnectionConfig::default()
+    });
+    let big = "x".repeat(32 * 1024);
+    let mut refused_after = None;
+    for sent in 0..1000 {
+        if conn
+            .notify("session/cancel", json!({ "pad": big }))
+            .is_err()
+        {
+            refused_after = Some(sent);
+            break;
+        }
+    }
+    let sent = refused_after.expect("the queue is bounded");
+    // Pipe (64 KiB) + writer buffer (64 KiB) + the budget, in 32 KiB frames.
+    assert!(
+        sent <= (BUDGET + 2 * 65536) / (32 * 1024) + 2,
+        "sent {sent}"
+    );
+    let Incoming::Closed { reason } = next(&mut incoming).await else {
+        panic!("the connection closes");
+    };
+    assert_eq!(reason, CloseReason::NotReading { max: BUDGET });
+    assert!(reason.to_string().contains("stopped reading its stdin"));
+    assert!(conn.is_closed());
+}
+
+#[tokio::test]
 async fn a_dropped_responder_answers_with_an_internal_error() {
     let (_conn, mut incoming, mut agent) = connect(ConnectionConfig::default());
     agent
