@@ -212,6 +212,17 @@ pub struct ServeArgs {
     /// Past a budget: 429 `rate_limited` with Retry-After. Off by default.
     #[arg(long, env = "QSERVE_RATE_LIMIT", value_name = "PROMPT,MUTATION,READ")]
     pub rate_limit: Option<qserve_http::RateLimits>,
+    /// A web page allowed to call the daemon from a browser, by origin
+    /// (`https://console.example.com`, `http://localhost:5173`, or
+    /// `https://*.example.com`); repeatable. Its requests get CORS headers;
+    /// any other `Origin` is refused (403). The token is still required.
+    #[arg(
+        long,
+        env = "QSERVE_ALLOW_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allow_origin: Vec<qserve_http::origin::AllowedOrigin>,
     /// Admission of new agents against the agents' real memory: a create
     /// that needs a new agent is refused (503) while the agents' process
     /// trees use this many MiB of RSS or more (read from /proc). 0 = off.

@@ -171,6 +171,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_millis(args.idle_timeout_ms),
         writer_idle_timeout: Duration::from_millis(args.writer_idle_timeout_ms),
         rate_limit: args.rate_limit,
+        allowed_origins: qserve_http::origin::OriginPolicy::new(args.allow_origin.clone()),
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {

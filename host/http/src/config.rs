@@ -61,6 +61,9 @@ pub struct HttpConfig {
     /// `--rate-limit`: requests per minute per client IP in the prompt,
     /// mutation and read tiers; past it `429 rate_limited`. `None` = off.
     pub rate_limit: Option<crate::RateLimits>,
+    /// `--allow-origin`: web pages (by origin) that may call the daemon from
+    /// a browser, with CORS headers. Empty = every `Origin` is refused.
+    pub allowed_origins: crate::origin::OriginPolicy,
 }
 
 /// 10 MB, the body limit of `qwen serve`.
@@ -85,6 +88,7 @@ impl Default for HttpConfig {
             mode: "http-bridge".to_owned(),
             drain_timeout: Duration::from_secs(10),
             rate_limit: None,
+            allowed_origins: crate::origin::OriginPolicy::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::origin::OriginPolicy;
 
 /// Host names a loopback daemon answers to (`host.docker.internal` lets
 /// containers on the same machine reach it).
@@ -64,10 +65,18 @@ pub async fn require_allowed_host(
     }
 }
 
-/// Middleware: 403 for any request that says which web page sent it.
-pub async fn deny_browser_origin(request: Request, next: Next) -> Response {
-    if request.headers().contains_key(header::ORIGIN) {
-        return ApiError::forbidden(ORIGIN_DENIED).into_response();
+/// Middleware: 403 for any request that says which web page sent it,
+/// unless `--allow-origin` names that page's origin.
+pub async fn deny_browser_origin(
+    State(allowed): State<Arc<OriginPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|origin| allowed.allows(origin));
+        if !allowed {
+            return ApiError::forbidden(ORIGIN_DENIED).into_response();
+        }
     }
     next.run(request).await
 }

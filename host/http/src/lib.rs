@@ -16,6 +16,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod net;
+pub mod origin;
 pub mod sse;
 
 mod auth;

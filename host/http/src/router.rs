@@ -131,7 +131,13 @@ pub fn build_router<B: Backend>(
             ));
         router = router.merge(admin);
     }
-    let mut router = router.layer(from_fn(deny_browser_origin));
+    let origins = Arc::new(config.allowed_origins.clone());
+    let mut router = router.layer(from_fn_with_state(origins.clone(), deny_browser_origin));
+    // Inside the Host check, outside the Origin check and auth: a preflight
+    // from an allowed page is answered here (browsers send no token on it).
+    if !origins.is_empty() {
+        router = router.layer(cors_layer(origins));
+    }
     if config.loopback {
         let allowlist = Arc::new(HostAllowlist::for_port(port));
         router = router.layer(from_fn_with_state(allowlist, require_allowed_host));
@@ -147,4 +153,23 @@ pub fn build_router<B: Backend>(
     router
         .layer(TraceLayer::new_for_http())
         .layer(from_fn(fallback::json_error_bodies))
+}
+
+/// CORS for `--allow-origin` pages: the methods and headers the API uses;
+/// `Retry-After` readable by the page. No cookies: the token is a header.
+fn cors_layer(origins: Arc<crate::origin::OriginPolicy>) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|origin| origins.allows(origin))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
 }
