@@ -223,6 +223,22 @@ pub struct ServeArgs {
         value_name = "ORIGIN"
     )]
     pub allow_origin: Vec<qserve_http::origin::AllowedOrigin>,
+    /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs --tls-key.
+    #[arg(
+        long,
+        env = "QSERVE_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "QSERVE_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Admission of new agents against the agents' real memory: a create
     /// that needs a new agent is refused (503) while the agents' process
     /// trees use this many MiB of RSS or more (read from /proc). 0 = off.

@@ -156,6 +156,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);
 
+    // Read before binding: a wrong certificate file stops the start-up with
+    // its path and the reason.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(qserve_http::tls::TlsConfig::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind((bind.listen_host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.hostname, args.port))?;
@@ -172,6 +178,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         writer_idle_timeout: Duration::from_millis(args.writer_idle_timeout_ms),
         rate_limit: args.rate_limit,
         allowed_origins: qserve_http::origin::OriginPolicy::new(args.allow_origin.clone()),
+        tls: tls.clone(),
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {
@@ -191,7 +198,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     // Tests and scripts wait for this exact phrase.
     eprintln!(
-        "qserve-host listening on http://{shown_host}:{} (policy {} {})",
+        "qserve-host listening on {}://{shown_host}:{} (policy {} {})",
+        if tls.is_some() { "https" } else { "http" },
         local.port(),
         policy_info.name,
         policy_info.version

@@ -64,6 +64,8 @@ pub struct HttpConfig {
     /// `--allow-origin`: web pages (by origin) that may call the daemon from
     /// a browser, with CORS headers. Empty = every `Origin` is refused.
     pub allowed_origins: crate::origin::OriginPolicy,
+    /// `--tls-cert`/`--tls-key`: serve HTTPS directly. `None` = plain HTTP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// 10 MB, the body limit of `qwen serve`.
@@ -89,6 +91,7 @@ impl Default for HttpConfig {
             drain_timeout: Duration::from_secs(10),
             rate_limit: None,
             allowed_origins: crate::origin::OriginPolicy::default(),
+            tls: None,
         }
     }
 }

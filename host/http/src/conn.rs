@@ -46,6 +46,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
+use crate::tls::TlsConfig;
 
 /// Longest a lingering close keeps reading an unwanted request body.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,17 +83,42 @@ pub async fn serve_connection(
     slot: Option<OwnedSemaphorePermit>,
     router: Router,
     timeouts: Timeouts,
+    tls: Option<TlsConfig>,
     stop: CancellationToken,
     _open: watch::Receiver<()>,
 ) {
     let activity = Arc::new(Mutex::new(Activity::new()));
     let peer = stream.peer_addr().ok().map(|addr| addr.ip());
-    let io = hyper_util::rt::TokioIo::new(ConnIo::new(stream, Arc::clone(&activity), timeouts));
+    let io = ConnIo::new(stream, Arc::clone(&activity), timeouts);
     let service = TrackedService {
         router,
         activity,
         peer,
     };
+    match tls {
+        None => drive(io, service, stop).await,
+        // The handshake reads through ConnIo, so the header-read deadline
+        // bounds it; a shutdown during it just drops the socket.
+        Some(tls) => {
+            let handshake = tokio::select! {
+                result = tls.acceptor().accept(io) => result,
+                () = stop.cancelled() => return,
+            };
+            match handshake {
+                Ok(io) => drive(io, service, stop).await,
+                Err(error) => tracing::debug!(%error, "TLS handshake failed"),
+            }
+        }
+    }
+    drop(slot);
+}
+
+/// Runs hyper's HTTP/1 state machine on the (plain or TLS) stream.
+async fn drive<I>(io: I, service: TrackedService, stop: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(io);
     let mut builder = hyper::server::conn::http1::Builder::new();
     // ConnIo enforces the header-read deadline (see the module comment).
     builder.header_read_timeout(None);
@@ -108,7 +134,6 @@ pub async fn serve_connection(
     if let Err(error) = result {
         tracing::debug!(%error, "connection closed with an error");
     }
-    drop(slot);
 }
 
 /// What the socket wrapper must know about the requests on its connection.

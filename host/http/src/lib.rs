@@ -18,6 +18,7 @@ pub mod error;
 pub mod net;
 pub mod origin;
 pub mod sse;
+pub mod tls;
 
 mod auth;
 mod body;

@@ -77,10 +77,14 @@ pub async fn serve<B: Backend>(
                     slot,
                     app.clone(),
                     timeouts,
+                    config.tls.clone(),
                     stop.clone(),
                     open_rx.clone(),
                 ));
             }
+            // Over TLS a plain-text 503 would only be a handshake error to
+            // the client: close at once instead.
+            Err(()) if config.tls.is_some() => drop(stream),
             Err(()) => slots.refuse(stream),
         }
     }
