@@ -142,6 +142,22 @@ pub struct ServeArgs {
     /// The ACP agent command, split as a shell would.
     #[arg(long, env = "QSERVE_AGENT", default_value = "qwen --acp")]
     pub agent: String,
+    /// The ACP session mode every new session is put in (`session/set_mode`).
+    /// Default: the agent's own asking mode (e.g. `default` for qwen and
+    /// claude-code-acp), so that its auto-approval cannot bypass the policy.
+    /// Ignored for agents that advertise no modes (their settings decide).
+    #[arg(long, env = "QSERVE_AGENT_MODE")]
+    pub agent_mode: Option<String>,
+    /// Another agent sessions can choose by name (`POST /session` `agent`):
+    /// NAME="COMMAND ARGS". Repeatable; QSERVE_AGENTS holds several,
+    /// separated by `;`. `--agent` is the one named `default`.
+    #[arg(
+        long = "agent-def",
+        env = "QSERVE_AGENTS",
+        value_delimiter = ';',
+        value_name = "NAME=COMMAND"
+    )]
+    pub agent_defs: Vec<String>,
     /// The policy: a component file (.wasm) or a policy compiled into this
     /// binary (`builtin:default`, `builtin:readonly`; see `policy list`).
     /// SIGHUP reads it again.

@@ -97,6 +97,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let bind =
         qserve_http::validate_bind_with(&args.hostname, token.as_deref(), args.require_auth)?;
     let agent = AgentCommand::parse(&args.agent).context("invalid --agent")?;
+    let agents = bridge::AgentDefs::new(agent, &args.agent_defs)?;
+    // Said now, not at the first `POST /session`; not fatal: the program may
+    // be installed before the first session.
+    for (name, why) in agents.missing_programs() {
+        tracing::warn!(agent = %name, "agent command not found: {why}; creating a session on it will fail");
+    }
     let engine = guests::engine(&args)?;
     let core = guests::core_loader(&engine, &args)?;
     let policy = guests::load_policy(&engine, &args).await?;
@@ -108,7 +114,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
 
     let config = BridgeConfig {
-        agent,
+        agents,
         default_scope: match args.session_scope {
             SessionScopeArg::Single => Scope::Single,
             SessionScopeArg::Thread => Scope::Thread,
@@ -127,6 +133,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .to_vec(),
         model_switch_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(3),
+        agent_mode: args.agent_mode.clone(),
     };
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);

@@ -33,6 +33,8 @@ pub mod method {
     /// Left the ACP spec in mid-2026; see [`crate::quirks`].
     pub const SESSION_SET_MODEL: &str = "session/set_model";
     pub const SESSION_SET_CONFIG_OPTION: &str = "session/set_config_option";
+    /// Puts a session in one of the modes its `session/new` advertised.
+    pub const SESSION_SET_MODE: &str = "session/set_mode";
     pub const SESSION_UPDATE: &str = "session/update";
     pub const SESSION_REQUEST_PERMISSION: &str = "session/request_permission";
     pub const FS_READ_TEXT_FILE: &str = "fs/read_text_file";
@@ -126,7 +128,35 @@ pub struct NewSessionInfo {
     pub models: Option<SessionModels>,
     /// `configOptions`; entries without an `id` are dropped.
     pub config_options: Vec<ConfigOption>,
+    /// `modes`, when the agent has session modes (qwen, claude-code-acp).
+    pub modes: Option<SessionModes>,
     pub raw: Value,
+}
+
+/// A session's modes (`modes` of `session/new`): what it is in, what it offers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionModes {
+    pub current_mode_id: Option<String>,
+    /// `availableModes[].id`, in the agent's order.
+    pub available: Vec<String>,
+}
+
+impl SessionModes {
+    fn parse(value: &Value) -> Option<Self> {
+        let available: Vec<String> = value
+            .get("availableModes")?
+            .as_array()?
+            .iter()
+            .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        Some(Self {
+            current_mode_id: value
+                .get("currentModeId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            available,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -169,6 +199,8 @@ impl NewSessionInfo {
             models: Option<Value>,
             #[serde(default)]
             config_options: Option<Vec<Value>>,
+            #[serde(default)]
+            modes: Option<Value>,
         }
         let wire: Wire = parse_value(result, "session/new result")?;
         let config_options = wire
@@ -191,6 +223,7 @@ impl NewSessionInfo {
             session_id: wire.session_id,
             models: wire.models.and_then(|m| serde_json::from_value(m).ok()),
             config_options,
+            modes: wire.modes.as_ref().and_then(SessionModes::parse),
             raw: result.clone(),
         })
     }
@@ -251,6 +284,11 @@ pub fn session_id_params(agent_session_id: &str) -> Value {
 /// `session/set_model` params (send raw; agents disagree on it).
 pub fn set_model_params(agent_session_id: &str, model_id: &str) -> Value {
     json!({ "sessionId": agent_session_id, "modelId": model_id })
+}
+
+/// `session/set_mode` params.
+pub fn set_mode_params(agent_session_id: &str, mode_id: &str) -> Value {
+    json!({ "sessionId": agent_session_id, "modeId": mode_id })
 }
 
 /// `session/set_config_option` params.

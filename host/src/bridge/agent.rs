@@ -16,12 +16,14 @@ use futures::FutureExt as _;
 
 use qserve_acp::methods::{self, method as acp, InitializeInfo};
 use qserve_acp::{
-    AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Responder, RpcError,
+    AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Quirks, Responder,
+    RpcError,
 };
 use qserve_http::BackendError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::agent_defs::AgentDef;
 use super::hub::hold_until_drained;
 use super::Inner;
 
@@ -34,10 +36,17 @@ const EXIT_AFTER_CLOSE: Duration = Duration::from_secs(2);
 
 pub struct AgentHost {
     pub workspace: String,
+    /// Which of the daemon's agents this is (`default` for `--agent`).
+    pub agent: String,
+    /// What differs about this agent (from its command's name).
+    pub quirks: &'static Quirks,
     pub conn: Connection,
     pub process: AgentProcess,
     /// The agent advertised `session/close` (set once `initialize` answered).
     pub supports_close: OnceLock<bool>,
+    /// Set when the daemon stops this agent on purpose (its last session was
+    /// closed): its exit is then a normal stop, not an incident.
+    pub stopping: std::sync::atomic::AtomicBool,
     routes: tokio::sync::Mutex<Routes>,
     /// Publishes in flight from this agent; see [`hold_until_drained`].
     publish_window: Arc<tokio::sync::Semaphore>,
@@ -99,16 +108,17 @@ impl Inner {
     pub(super) async fn agent_for(
         self: &Arc<Self>,
         workspace: &str,
+        def: &AgentDef,
     ) -> Result<Arc<AgentHost>, BackendError> {
         let cell = self
             .agents
             .lock()
             .unwrap()
-            .entry(workspace.to_owned())
+            .entry((def.name.clone(), workspace.to_owned()))
             .or_default()
             .clone();
         let host = cell
-            .get_or_try_init(|| self.spawn_agent(workspace))
+            .get_or_try_init(|| self.spawn_agent(workspace, def))
             .await?
             .clone();
         Ok(host)
@@ -117,16 +127,17 @@ impl Inner {
     async fn spawn_agent(
         self: &Arc<Self>,
         workspace: &str,
+        def: &AgentDef,
     ) -> Result<Arc<AgentHost>, BackendError> {
         let scrub: Vec<&str> = self.config.scrub_env.iter().map(String::as_str).collect();
         let (process, stdin, stdout) =
-            AgentProcess::spawn(&self.config.agent, Path::new(workspace), &scrub).map_err(
-                |err| BackendError::Internal {
+            AgentProcess::spawn(&def.command, Path::new(workspace), &scrub).map_err(|err| {
+                BackendError::Internal {
                     message: err.to_string(),
                     code: Some("agent_spawn_failed"),
-                },
-            )?;
-        let label = format!("pid={} cwd={workspace}", process.pid());
+                }
+            })?;
+        let label = format!("agent={} pid={} cwd={workspace}", def.name, process.pid());
         let (conn, incoming) = Connection::start(
             stdin,
             stdout,
@@ -138,9 +149,12 @@ impl Inner {
         );
         let host = Arc::new(AgentHost {
             workspace: workspace.to_owned(),
+            agent: def.name.clone(),
+            quirks: def.quirks,
             conn,
             process,
             supports_close: OnceLock::new(),
+            stopping: Default::default(),
             routes: Default::default(),
             publish_window: Arc::new(tokio::sync::Semaphore::new(PUBLISH_WINDOW)),
         });
@@ -155,10 +169,21 @@ impl Inner {
         .await;
         let init = match init {
             Ok(Ok(result)) => result,
+            Ok(Err(err)) if err.is_connection_closed() => {
+                // It died before answering: how it ended is the useful part.
+                let exit = tokio::time::timeout(EXIT_AFTER_CLOSE, host.process.wait()).await;
+                host.process.kill_group();
+                let how = exit.map_or_else(|_| "it did not exit".to_owned(), |e| e.to_string());
+                return Err(spawn_failed(format!(
+                    "the agent `{}` ended before answering `initialize` ({how}); its stderr is in the daemon's log",
+                    def.command
+                )));
+            }
             Ok(Err(err)) => {
                 host.process.kill_group();
                 return Err(spawn_failed(format!(
-                    "the agent failed to initialize: {err}"
+                    "the agent failed to initialize: {err}{}",
+                    super::sessions::error_details(&err)
                 )));
             }
             Err(_) => {
@@ -362,7 +387,7 @@ impl Inner {
             acp::FS_READ_TEXT_FILE => self.on_read_text_file(&host, &params).await,
             acp::FS_WRITE_TEXT_FILE => self.on_write_text_file(&host, &params).await,
             _ => {
-                if self.quirks.is_quiet_unknown_method(&method) {
+                if host.quirks.is_quiet_unknown_method(&method) {
                     tracing::debug!(method, "answered -32601 (expected from this agent)");
                 } else {
                     tracing::warn!(

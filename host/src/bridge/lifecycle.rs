@@ -49,8 +49,15 @@ impl Inner {
     pub(super) async fn on_agent_exit(&self, host: &Arc<AgentHost>, reason: &str, exit: ExitInfo) {
         self.forget_agent(host);
         let sessions = host.daemon_sessions().await;
-        if !self.is_shutting_down() {
+        if host.stopping.load(Ordering::Acquire) {
+            // `stop_agent` logs the stop itself, at info.
+            tracing::debug!(
+                pid = host.process.pid(),
+                "stopped agent's connection ended: {reason}"
+            );
+        } else if !self.is_shutting_down() {
             tracing::warn!(
+                agent = %host.agent,
                 pid = host.process.pid(),
                 workspace = %host.workspace,
                 sessions = sessions.len(),
@@ -69,17 +76,19 @@ impl Inner {
 
     /// Stop an agent that has no sessions left.
     pub(super) async fn stop_agent(&self, host: &Arc<AgentHost>) {
+        host.stopping.store(true, Ordering::Release);
         self.forget_agent(host);
         let exit = host.process.terminate(self.config.stop_grace).await;
-        tracing::info!(pid = host.process.pid(), workspace = %host.workspace, "agent stopped ({exit})");
+        tracing::info!(agent = %host.agent, pid = host.process.pid(), workspace = %host.workspace, "agent stopped: its last session was closed ({exit})");
     }
 
     /// Drop the workspace's slot if it still holds this agent.
     fn forget_agent(&self, host: &Arc<AgentHost>) {
         let mut agents = self.agents.lock().unwrap();
-        if let Some(cell) = agents.get(&host.workspace) {
+        let key = (host.agent.clone(), host.workspace.clone());
+        if let Some(cell) = agents.get(&key) {
             if cell.get().is_some_and(|current| Arc::ptr_eq(current, host)) {
-                agents.remove(&host.workspace);
+                agents.remove(&key);
             }
         }
     }

@@ -296,3 +296,48 @@ fn small_param_builders() {
         json!({"sessionId": "s", "configId": "model", "value": "m"})
     );
 }
+
+/// The options each real agent offers for a write (checked against gemini-cli 0.61.0 and
+/// claude-code-acp 0.16.2): a plain reject finds each agent's own reject option by kind, and
+/// the new-session modes are read so the daemon can put the session in its asking mode.
+#[test]
+fn every_real_agents_write_options_have_a_reject_by_kind() {
+    let options = |list: serde_json::Value| {
+        PermissionRequest::parse(&raw(json!({
+            "sessionId": "s", "toolCall": {"toolCallId": "c", "kind": "edit"}, "options": list
+        })))
+        .unwrap()
+    };
+    let gemini = options(json!([
+        {"optionId": "proceed_always", "name": "Allow All Edits", "kind": "allow_always"},
+        {"optionId": "proceed_once", "name": "Allow", "kind": "allow_once"},
+        {"optionId": "cancel", "name": "Reject", "kind": "reject_once"}
+    ]));
+    assert_eq!(gemini.reject_option().unwrap().option_id, "cancel");
+    let claude = options(json!([
+        {"optionId": "allow_always", "name": "Always Allow", "kind": "allow_always"},
+        {"optionId": "allow", "name": "Allow", "kind": "allow_once"},
+        {"optionId": "reject", "name": "Reject", "kind": "reject_once"}
+    ]));
+    assert_eq!(claude.reject_option().unwrap().option_id, "reject");
+
+    let created = NewSessionInfo::parse(&json!({
+        "sessionId": "s",
+        "modes": {"currentModeId": "default", "availableModes": [
+            {"id": "default", "name": "Default"}, {"id": "acceptEdits", "name": "Accept Edits"},
+            {"id": "plan", "name": "Plan"}, {"name": "no id"}
+        ]}
+    }))
+    .unwrap();
+    let modes = created.modes.unwrap();
+    assert_eq!(modes.current_mode_id.as_deref(), Some("default"));
+    assert_eq!(modes.available, ["default", "acceptEdits", "plan"]);
+    assert!(NewSessionInfo::parse(&json!({"sessionId": "s"}))
+        .unwrap()
+        .modes
+        .is_none());
+    assert_eq!(
+        set_mode_params("s", "default"),
+        json!({"sessionId": "s", "modeId": "default"})
+    );
+}
