@@ -76,7 +76,9 @@ pub async fn run(agent: &RealAgentEnv, options: Options, saw_hang: impl Fn() -> 
 
     // 4. Cancel in the middle of a turn ends the prompt.
     let hanging = spawn_prompt(&daemon, &session, "hang until cancelled");
-    wait_until("the mock streams the hanging turn", &saw_hang).await;
+    wait_until("the mock streams the hanging turn", &saw_hang)
+        .await
+        .unwrap_or_else(|what| panic!("{what}\n{}", daemon.log()));
     // The agent has the turn's first text in hand; give it the chance to show it (not every
     // agent streams partial text), then cancel.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -100,11 +102,16 @@ pub async fn run(agent: &RealAgentEnv, options: Options, saw_hang: impl Fn() -> 
     assert_eq!(status, StatusCode::OK, "{answer}\n{}", daemon.log());
     assert_eq!(answer["stopReason"], "cancelled", "{answer}");
 
-    // 5. DELETE of the last session stops the agent, all of it.
-    assert!(
-        !processes_with_home(&agent.home()).is_empty(),
-        "the agent is running"
-    );
+    // 5. DELETE of the last session stops the agent, all of it. (The daemon shares the
+    // agent's HOME: it hands its environment down.)
+    let daemon_pid = daemon.pid();
+    let agent_processes = || -> Vec<u32> {
+        processes_with_home(&agent.home())
+            .into_iter()
+            .filter(|pid| *pid != daemon_pid)
+            .collect()
+    };
+    assert!(!agent_processes().is_empty(), "the agent is running");
     let status = daemon
         .request(reqwest::Method::DELETE, &format!("/session/{session}"))
         .send()
@@ -113,15 +120,16 @@ pub async fn run(agent: &RealAgentEnv, options: Options, saw_hang: impl Fn() -> 
         .status();
     assert_eq!(status, StatusCode::NO_CONTENT);
     wait_until("no agent process is left after DELETE", || {
-        processes_with_home(&agent.home()).is_empty()
+        agent_processes().is_empty()
     })
-    .await;
+    .await
+    .unwrap_or_else(|what| panic!("{what}: {}\n{}", describe(&agent_processes()), daemon.log()));
 
     // 6. SIGTERM with a live agent leaves none of its processes.
     let session = create(&daemon, &workspace).await;
     let answer = prompt(&daemon, &session, "say hello").await;
     assert_eq!(answer["stopReason"], "end_turn", "{answer}");
-    assert!(!processes_with_home(&agent.home()).is_empty());
+    assert!(!agent_processes().is_empty(), "the agent runs again");
     daemon.signal(Signal::SIGTERM);
     let exit = daemon
         .wait_for_exit(Duration::from_secs(30))
@@ -131,7 +139,8 @@ pub async fn run(agent: &RealAgentEnv, options: Options, saw_hang: impl Fn() -> 
     let left = processes_with_home(&agent.home());
     assert!(
         left.is_empty(),
-        "agent processes outlived the daemon: {left:?}"
+        "agent processes outlived the daemon: {}",
+        describe(&left)
     );
 }
 
@@ -217,13 +226,37 @@ async fn write_with_vote(
 }
 
 /// Waits for a condition about the outside world (a process gone, a request received), checked
-/// every 100 ms, for up to a minute.
-pub async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+/// every 100 ms, for up to a minute; `Err` says what timed out.
+pub async fn wait_until(what: &str, condition: impl Fn() -> bool) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out: {what}"));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(())
+}
+
+/// `pid pgid cmdline` of each process, for a failure message.
+fn describe(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                .unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            format!(
+                "[pid {pid} state {} ppid {} pgid {} {cmdline}]",
+                fields.first().unwrap_or(&"?"),
+                fields.get(1).unwrap_or(&"?"),
+                fields.get(2).unwrap_or(&"?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Read frames until one of `kind` whose envelope satisfies `pred`.
