@@ -184,7 +184,8 @@ async fn with_qwens_package_defaults_a_write_still_asks_because_the_daemon_sets_
     wait_until("the permission decision is logged", || {
         permission().is_some()
     })
-    .await;
+    .await
+    .unwrap();
     let permission = permission().unwrap();
     assert_eq!(permission["agent"]["mode"], "default", "{permission}");
 }

@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(qwen.model_switch, ModelSwitch::SetModel);
         assert!(!qwen.missing_file_reads_empty);
         assert!(quirks("gemini --acp").missing_file_reads_empty);
-        assert!(!Quirks::GENERIC.missing_file_reads_empty);
+        assert!(!quirks("my-agent").missing_file_reads_empty);
         assert_eq!(
             Quirks::GENERIC.model_switch,
             ModelSwitch::ConfigOptionElseSetModel

@@ -80,6 +80,11 @@ pub struct BridgeConfig {
     pub agent_mode: Option<String>,
 }
 
+/// (agent name, canonical workspace): one agent process each.
+type AgentKey = (String, String);
+/// Coalesces concurrent spawns of one agent.
+type AgentSlot = Arc<tokio::sync::OnceCell<Arc<AgentHost>>>;
+
 /// Cheap to clone; every clone is the same daemon.
 #[derive(Clone)]
 pub struct Bridge {
@@ -100,7 +105,7 @@ pub(crate) struct Inner {
     waiters: Arc<Waiters>,
     /// One agent per (agent name, canonical workspace); the cell coalesces
     /// concurrent spawns.
-    agents: Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<Arc<AgentHost>>>>>,
+    agents: Mutex<HashMap<AgentKey, AgentSlot>>,
     /// Live sessions by daemon session id.
     sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
     /// Creates in flight, by core reservation, for single-scope waiters.
