@@ -149,14 +149,9 @@ pub struct ServeArgs {
     #[arg(long, env = "QSERVE_AGENT_MODE")]
     pub agent_mode: Option<String>,
     /// Another agent sessions can choose by name (`POST /session` `agent`):
-    /// NAME="COMMAND ARGS". Repeatable; QSERVE_AGENTS holds several,
-    /// separated by `;`. `--agent` is the one named `default`.
-    #[arg(
-        long = "agent-def",
-        env = "QSERVE_AGENTS",
-        value_delimiter = ';',
-        value_name = "NAME=COMMAND"
-    )]
+    /// NAME="COMMAND ARGS". Repeatable. Without it, QSERVE_AGENTS holds
+    /// several, separated by `;`. `--agent` is the one named `default`.
+    #[arg(long = "agent-def", value_name = "NAME=COMMAND")]
     pub agent_defs: Vec<String>,
     /// The policy: a component file (.wasm) or a policy compiled into this
     /// binary (`builtin:default`, `builtin:readonly`; see `policy list`).
@@ -223,6 +218,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--agent-def`s, or else `QSERVE_AGENTS` split on `;` (only the
+    /// environment is split: a command on the command line may contain `;`).
+    pub fn agent_defs(&self) -> Vec<String> {
+        if !self.agent_defs.is_empty() {
+            return self.agent_defs.clone();
+        }
+        std::env::var("QSERVE_AGENTS")
+            .map(|list| list.split(';').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
     pub fn permission_timeout(&self) -> Duration {
         Duration::from_secs(self.permission_timeout)
     }

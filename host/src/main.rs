@@ -97,7 +97,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let bind =
         qserve_http::validate_bind_with(&args.hostname, token.as_deref(), args.require_auth)?;
     let agent = AgentCommand::parse(&args.agent).context("invalid --agent")?;
-    let agents = bridge::AgentDefs::new(agent, &args.agent_defs)?;
+    let agents = bridge::AgentDefs::new(agent, &args.agent_defs())?;
     // Said now, not at the first `POST /session`; not fatal: the program may
     // be installed before the first session.
     for (name, why) in agents.missing_programs() {

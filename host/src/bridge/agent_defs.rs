@@ -48,10 +48,10 @@ pub enum AgentDefError {
     BadName(String),
     #[error("--agent-def name {0:?} is taken: `default` is --agent's, and names are unique")]
     Duplicate(String),
-    #[error("--agent-def {name}: {source}")]
+    #[error("--agent-def {name}: {error}")]
     Command {
         name: String,
-        source: qserve_acp::CommandError,
+        error: qserve_acp::CommandError,
     },
 }
 
@@ -88,11 +88,10 @@ impl AgentDefs {
             if agents.defs.iter().any(|d| d.name == name) {
                 return Err(AgentDefError::Duplicate(name.to_owned()));
             }
-            let command =
-                AgentCommand::parse(command).map_err(|source| AgentDefError::Command {
-                    name: name.to_owned(),
-                    source,
-                })?;
+            let command = AgentCommand::parse(command).map_err(|error| AgentDefError::Command {
+                name: name.to_owned(),
+                error,
+            })?;
             agents.defs.push(AgentDef::new(name, command));
         }
         Ok(agents)

@@ -32,6 +32,8 @@
 //! - `sleep MS`: waits; ends early with `cancelled` on `session/cancel`.
 //! - `crash`: a chunk, then the process exits with code 3 mid-turn.
 //! - `hang`: never answers the prompt, ignores cancel.
+//! - `fail DETAILS`: the prompt fails with `-32603 Internal error` and
+//!   `data.details: DETAILS` (what qwen answers when its model is unreachable).
 //! - `garbage`: non-JSON lines on stdout, then a chunk `after garbage`.
 //! - `bigline BYTES`: one `session/update` line with BYTES of text.
 //! - `ext`: sends `craft/drainMidTurnQueue` to the client; a chunk reports
