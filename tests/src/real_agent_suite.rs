@@ -21,10 +21,12 @@ use crate::sse::SseStream;
 pub const TURN: Duration = Duration::from_secs(120);
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The option ids an agent offers for a write.
+/// The option ids an agent offers for a write, and the tool name the policy must see for it
+/// (`None`: the agent names none).
 pub struct Options {
     pub allow: &'static str,
     pub reject: &'static str,
+    pub write_tool_name: Option<&'static str>,
 }
 
 /// Runs the whole suite. `saw_hang` tells whether the mock has received the `hang` turn.
@@ -198,6 +200,16 @@ async fn write_with_vote(
 ) {
     let text = format!("write {} hello from the real agent", path.display());
     let turn = spawn_prompt(daemon, session, &text);
+    // What the policy decided on comes first: the write as an `edit`, with the agent's tool name.
+    let decision = wait_event(events, "policy_decision", |e| {
+        e["data"]["kind"] == "permission"
+    })
+    .await;
+    let call = &decision["data"]["toolCall"];
+    assert_eq!(call["kind"], "edit", "{decision}");
+    if let Some(tool_name) = options.write_tool_name {
+        assert_eq!(call["toolName"], tool_name, "{decision}");
+    }
     let request = wait_event(events, "permission_request", |_| true).await;
     let data = &request["data"];
     let offered: Vec<&str> = data["options"]

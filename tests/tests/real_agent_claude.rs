@@ -24,6 +24,8 @@ async fn real_claude_code_acp_streams_asks_writes_only_when_allowed_cancels_and_
         Options {
             allow: "allow",
             reject: "reject",
+            // Sent only in its tool_call updates; the daemon completes the request from them.
+            write_tool_name: Some("mcp__acp__Write"),
         },
         || mock.saw(&Script::Hang),
     )

@@ -26,6 +26,7 @@ async fn real_gemini_streams_asks_writes_only_when_allowed_cancels_and_leaves_no
         Options {
             allow: "proceed_once",
             reject: "cancel",
+            write_tool_name: None,
         },
         || mock.saw(&Script::Hang),
     )

@@ -329,7 +329,66 @@ pub struct ToolCallSummary {
     pub url: Option<String>,
 }
 
+/// What a `tool_call` / `tool_call_update` notification says about a tool
+/// call, kept so a later permission request for the same call can be
+/// completed: claude-code-acp sends `kind` and `_meta.claudeCode.toolName`
+/// only in its updates, not in `session/request_permission`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolCallNote {
+    pub tool_call_id: String,
+    pub kind: Option<String>,
+    pub tool_name: Option<String>,
+}
+
+impl ToolCallNote {
+    /// The note of a `session/update` params, when it is a tool call (or an
+    /// update of one) that names a kind or a tool. Cheap for the rest: the
+    /// text is checked before anything is parsed.
+    pub fn from_update(params: &RawValue) -> Option<Self> {
+        if !params.get().contains("\"tool_call") {
+            return None;
+        }
+        #[derive(Deserialize)]
+        struct Wire {
+            update: WireUpdate,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WireUpdate {
+            session_update: String,
+            tool_call_id: Option<String>,
+            kind: Option<String>,
+            #[serde(rename = "_meta")]
+            meta: Option<Value>,
+        }
+        let wire: Wire = serde_json::from_str(params.get()).ok()?;
+        let update = wire.update;
+        if update.session_update != "tool_call" && update.session_update != "tool_call_update" {
+            return None;
+        }
+        let note = Self {
+            tool_call_id: update.tool_call_id?,
+            kind: update.kind.filter(|k| !k.is_empty()),
+            tool_name: ToolCallSummary::tool_name_from_meta(update.meta.as_ref()),
+        };
+        (note.kind.is_some() || note.tool_name.is_some()).then_some(note)
+    }
+}
+
 impl ToolCallSummary {
+    /// Fill what the permission request left out (kind `other` for a missing
+    /// kind, no tool name) from the call's earlier updates.
+    pub fn complete_from(&mut self, note: &ToolCallNote) {
+        if self.kind == "other" {
+            if let Some(kind) = &note.kind {
+                self.kind = kind.clone();
+            }
+        }
+        if self.tool_name.is_none() {
+            self.tool_name = note.tool_name.clone();
+        }
+    }
+
     fn tool_name_from_meta(meta: Option<&Value>) -> Option<String> {
         let meta = meta?;
         [

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
-use qserve_acp::methods::{self, method as acp, InitializeInfo};
+use qserve_acp::methods::{self, method as acp, InitializeInfo, ToolCallNote, ToolCallSummary};
 use qserve_acp::{
     AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Quirks, Responder,
     RpcError,
@@ -50,7 +50,14 @@ pub struct AgentHost {
     routes: tokio::sync::Mutex<Routes>,
     /// Publishes in flight from this agent; see [`hold_until_drained`].
     publish_window: Arc<tokio::sync::Semaphore>,
+    /// What the latest tool-call updates said (kind, tool name), newest
+    /// last, to complete permission requests that leave them out.
+    tool_calls: std::sync::Mutex<std::collections::VecDeque<ToolCallNote>>,
 }
+
+/// Tool calls remembered per agent: a permission request follows its call's
+/// updates closely, so a short memory is enough.
+const TOOL_CALL_NOTES: usize = 256;
 
 /// Updates from one agent that may be in flight to the hub at once. No more
 /// than a queue's congestion headroom, so a subscriber with that headroom
@@ -74,6 +81,39 @@ struct Routed<'a> {
 }
 
 impl AgentHost {
+    /// Remember what a tool-call update said (merged with what earlier
+    /// updates of the same call said).
+    fn note_tool_call(&self, note: ToolCallNote) {
+        let mut notes = self.tool_calls.lock().unwrap();
+        if let Some(known) = notes
+            .iter_mut()
+            .rev()
+            .find(|known| known.tool_call_id == note.tool_call_id)
+        {
+            known.kind = note.kind.or(known.kind.take());
+            known.tool_name = note.tool_name.or(known.tool_name.take());
+            return;
+        }
+        if notes.len() == TOOL_CALL_NOTES {
+            notes.pop_front();
+        }
+        notes.push_back(note);
+    }
+
+    /// Complete a permission request's tool call (kind, tool name) from its
+    /// earlier updates, where the request itself leaves them out
+    /// (claude-code-acp), so the policy sees the agent's tool name.
+    pub fn complete_tool_call(&self, summary: &mut ToolCallSummary) {
+        let notes = self.tool_calls.lock().unwrap();
+        if let Some(note) = notes
+            .iter()
+            .rev()
+            .find(|note| note.tool_call_id == summary.tool_call_id)
+        {
+            summary.complete_from(note);
+        }
+    }
+
     /// The daemon session an agent session id belongs to.
     pub async fn daemon_session(&self, agent_session_id: &str) -> Option<String> {
         self.routes
@@ -157,6 +197,7 @@ impl Inner {
             stopping: Default::default(),
             routes: Default::default(),
             publish_window: Arc::new(tokio::sync::Semaphore::new(PUBLISH_WINDOW)),
+            tool_calls: Default::default(),
         });
         // The loop must run before any request is awaited: answers are
         // delivered through the same ordered stream as the agent's messages.
@@ -295,6 +336,9 @@ impl Inner {
         let mut runs: Vec<(String, Vec<String>)> = Vec::new();
         let mut routes = host.routes.lock().await;
         for params in updates {
+            if let Some(note) = ToolCallNote::from_update(&params) {
+                host.note_tool_call(note);
+            }
             let Ok(routed) = serde_json::from_str::<Routed>(params.get()) else {
                 tracing::warn!("session/update without a sessionId; dropped");
                 continue;
