@@ -76,4 +76,8 @@ async fn agent_failures_reach_the_client_with_their_code_data_and_exit_status() 
         message.contains("exit code 7") && message.contains("initialize"),
         "{message}"
     );
+    assert!(
+        message.contains("dying on purpose"),
+        "its stderr: {message}"
+    );
 }

@@ -215,8 +215,14 @@ impl Inner {
                 let exit = tokio::time::timeout(EXIT_AFTER_CLOSE, host.process.wait()).await;
                 host.process.kill_group();
                 let how = exit.map_or_else(|_| "it did not exit".to_owned(), |e| e.to_string());
+                let stderr = host.process.stderr_tail(EXIT_AFTER_CLOSE).await;
+                let stderr = if stderr.is_empty() {
+                    "it wrote nothing on stderr".to_owned()
+                } else {
+                    format!("its last stderr lines: {}", stderr.join(" | "))
+                };
                 return Err(spawn_failed(format!(
-                    "the agent `{}` ended before answering `initialize` ({how}); its stderr is in the daemon's log",
+                    "the agent `{}` ended before answering `initialize` ({how}); {stderr}",
                     def.command
                 )));
             }

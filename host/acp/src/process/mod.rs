@@ -9,7 +9,7 @@
 
 mod stderr;
 
-pub use stderr::{STDERR_LINE_CAP, STDERR_TARGET};
+pub use stderr::{StderrTail, STDERR_LINE_CAP, STDERR_TARGET};
 
 use std::fmt;
 use std::io;
@@ -83,6 +83,8 @@ pub struct AgentProcess {
     pid: u32,
     cwd: PathBuf,
     exit: ExitWatch,
+    /// The last lines of its stderr, for error messages.
+    stderr_tail: std::sync::Arc<StderrTail>,
 }
 
 /// A cloneable handle that learns when the agent's direct child exits, for
@@ -160,7 +162,9 @@ impl AgentProcess {
         tracing::info!(pid, cwd = %cwd.display(), command = %command, "agent started");
 
         let log_cwd = cwd.to_owned();
-        tokio::spawn(async move { stderr::forward_stderr(stderr, pid, &log_cwd).await });
+        let stderr_tail = std::sync::Arc::new(StderrTail::default());
+        let tail = stderr_tail.clone();
+        tokio::spawn(async move { stderr::forward_stderr(stderr, pid, &log_cwd, &tail).await });
 
         let (tx, rx) = watch::channel(None);
         let log_cwd = cwd.to_owned();
@@ -182,8 +186,15 @@ impl AgentProcess {
             pid,
             cwd: cwd.to_owned(),
             exit: ExitWatch { rx },
+            stderr_tail,
         };
         Ok((process, stdin, stdout))
+    }
+
+    /// The last (at most 10) lines the agent wrote on stderr, once its stderr
+    /// closed or `wait` passed.
+    pub async fn stderr_tail(&self, wait: Duration) -> Vec<String> {
+        self.stderr_tail.lines(wait).await
     }
 
     /// The direct child's pid (also the process group id).
