@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the npm packages the end-to-end tests need into tests/npm/node_modules:
-#   @qwen-code/qwen-code  the real ACP agent (`qwen --acp`) for the real-agent tests
-#   @qwen-code/sdk        DaemonClient, the client qserve must stay wire-compatible with
+#   @qwen-code/qwen-code             the real ACP agent `qwen --acp` (the default agent)
+#   @google/gemini-cli               the real ACP agent `gemini --acp`
+#   @zed-industries/claude-code-acp  the real ACP agent `claude-code-acp` (bundles Claude Code)
+#   @qwen-code/sdk                   DaemonClient, the client qserve must stay wire-compatible with
+# All three agents are pure JavaScript: installed with --omit=optional --ignore-scripts, so no
+# install step downloads a prebuilt binary (the machines reach the npm registry and no other host).
 # Versions come from tests/npm/package-lock.json, so every machine runs the same agent.
 # Nothing is installed globally. Idempotent: when every locked package is already installed
 # at its locked version it does nothing and says so.
@@ -78,7 +82,8 @@ else
     lock_before="$(cksum <"$npm_dir/package-lock.json")"
     cp "$npm_dir/package-lock.json" "$npm_dir/.package-lock.json.before"
     trap 'rm -f "$npm_dir/.package-lock.json.before"' EXIT
-    (cd "$npm_dir" && npm install --no-audit --no-fund --loglevel=error)
+    (cd "$npm_dir" && npm install --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error) ||
+        { say "npm install failed: a locked package could not be fetched from the npm registry" >&2; exit 1; }
     if [ "$(cksum <"$npm_dir/package-lock.json")" != "$lock_before" ]; then
         mv "$npm_dir/.package-lock.json.before" "$npm_dir/package-lock.json"
         say "npm install changed package-lock.json (restored): the lockfile no longer matches package.json" >&2
@@ -92,8 +97,24 @@ else
     say "installed in $(( $(date +%s) - started )) s (node $node_version, npm $(npm --version))"
 fi
 
-for package in @qwen-code/qwen-code @qwen-code/sdk; do
-    version="$(cd "$npm_dir" && node -p "require('./node_modules/$package/package.json').version")"
+# Every package the tests use must be there, at the version package.json pins: fail loudly,
+# never leave a real-agent test to discover a missing agent.
+for package in @qwen-code/qwen-code @google/gemini-cli @zed-industries/claude-code-acp @qwen-code/sdk; do
+    pinned="$(cd "$npm_dir" && node -p "require('./package.json').dependencies['$package'] || ''")"
+    version="$(cd "$npm_dir" && node -p "require('./node_modules/$package/package.json').version" 2>/dev/null)" || {
+        say "$package is not installed in $npm_dir/node_modules" >&2
+        exit 1
+    }
+    if [ "$version" != "$pinned" ]; then
+        say "$package is $version, package.json pins '$pinned'" >&2
+        exit 1
+    fi
     say "  $package $version"
 done
-say "  agent binary: $npm_dir/node_modules/.bin/qwen"
+for launcher in qwen gemini claude-code-acp; do
+    if [ ! -x "$npm_dir/node_modules/.bin/$launcher" ]; then
+        say "agent launcher $npm_dir/node_modules/.bin/$launcher is missing" >&2
+        exit 1
+    fi
+    say "  agent launcher: $npm_dir/node_modules/.bin/$launcher"
+done

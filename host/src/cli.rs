@@ -154,6 +154,17 @@ pub struct ServeArgs {
     /// The ACP agent command, split as a shell would.
     #[arg(long, env = "QSERVE_AGENT", default_value = "qwen --acp")]
     pub agent: String,
+    /// The ACP session mode every new session is put in (`session/set_mode`).
+    /// Default: the agent's own asking mode (e.g. `default` for qwen and
+    /// claude-code-acp), so that its auto-approval cannot bypass the policy.
+    /// Ignored for agents that advertise no modes (their settings decide).
+    #[arg(long, env = "QSERVE_AGENT_MODE")]
+    pub agent_mode: Option<String>,
+    /// Another agent sessions can choose by name (`POST /session` `agent`):
+    /// NAME="COMMAND ARGS". Repeatable. Without it, QSERVE_AGENTS holds
+    /// several, separated by `;`. `--agent` is the one named `default`.
+    #[arg(long = "agent-def", value_name = "NAME=COMMAND")]
+    pub agent_defs: Vec<String>,
     /// The policy: a component file (.wasm) or a policy compiled into this
     /// binary (`builtin:default`, `builtin:readonly`; see `policy list`).
     /// SIGHUP reads it again.
@@ -256,6 +267,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--agent-def`s, or else `QSERVE_AGENTS` split on `;` (only the
+    /// environment is split: a command on the command line may contain `;`).
+    pub fn agent_defs(&self) -> Vec<String> {
+        if !self.agent_defs.is_empty() {
+            return self.agent_defs.clone();
+        }
+        std::env::var("QSERVE_AGENTS")
+            .map(|list| list.split(';').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
     pub fn permission_timeout(&self) -> Duration {
         Duration::from_secs(self.permission_timeout)
     }

@@ -121,6 +121,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Every agent runs under a guard (this binary again), so no agent
     // process outlives the daemon, however it dies.
     qserve_acp::guard::use_guard("/proc/self/exe");
+    let agents = bridge::AgentDefs::new(agent, &args.agent_defs(), &cwd)?;
+    // Said now, not at the first `POST /session`; not fatal: the program may
+    // be installed before the first session.
+    for (name, why) in agents.missing_programs() {
+        tracing::warn!(agent = %name, "agent command not found: {why}; creating a session on it will fail");
+    }
     let engine = guests::engine(&args)?;
     let core = guests::core_loader(&engine, &args)?;
     let policy = guests::load_policy(&engine, &args).await?;
@@ -132,7 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
 
     let config = BridgeConfig {
-        agent,
+        agents,
         default_scope: match args.session_scope {
             SessionScopeArg::Single => Scope::Single,
             SessionScopeArg::Thread => Scope::Thread,
@@ -152,6 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         model_switch_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(3),
         memory_budget: (args.memory_budget_mb > 0).then_some(args.memory_budget_mb << 20),
+        agent_mode: args.agent_mode.clone(),
     };
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);

@@ -1,14 +1,20 @@
 //! End-to-end test support for qserve: the harness that runs the real `qserve-host` binary
 //! ([`daemon::Daemon`]) and reads its event streams ([`sse::SseStream`]), a scripted mock model
-//! ([`mock_openai::MockOpenAi`]), the real `qwen --acp` agent set up to use it
-//! ([`real_agent::RealAgentEnv`]), and process-group hygiene so that no child outlives a test.
+//! ([`mock_openai::MockOpenAi`]) and mocks of the Gemini and Anthropic APIs
+//! ([`mock_gemini`], [`mock_anthropic`]), the real `qwen --acp`, `gemini --acp` and
+//! `claude-code-acp` agents set up to use them ([`real_agent::RealAgentEnv`], checked by
+//! [`real_agent_suite`]), and process-group hygiene so that no child outlives a test.
 
 pub mod binaries;
 pub mod cutting_proxy;
 pub mod daemon;
+pub mod mock_anthropic;
+pub mod mock_gemini;
 pub mod mock_openai;
+pub mod mock_server;
 pub mod process_group;
 pub mod real_agent;
+pub mod real_agent_suite;
 pub mod sse;
 
 pub use binaries::{fake_agent_path, qserve_host_path};

@@ -16,6 +16,7 @@ use qserve_e2e::daemon::{Daemon, DaemonOptions};
 use qserve_e2e::mock_openai::{MockOpenAi, HELLO_TEXT};
 use qserve_e2e::process_group::processes_with_home;
 use qserve_e2e::real_agent::{qwen_available_or_skip, RealAgentEnv};
+use qserve_e2e::real_agent_suite::wait_until;
 use qserve_e2e::sse::SseStream;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -132,5 +133,113 @@ async fn real_qwen_streams_asks_permission_and_writes_only_when_allowed() {
     assert!(
         left.is_empty(),
         "qwen processes outlived the daemon: {left:?}"
+    );
+}
+
+/// qwen's package default approval mode is `auto`: it writes files without ever sending
+/// `session/request_permission`, so neither the policy nor the clients would see the write.
+/// The daemon puts every session in the agent's asking mode (`session/set_mode` to `default`),
+/// and the policy's context names that mode. The same daemon also serves the fake agent under
+/// the name `fake`: a session on it in the same workspace runs in its own child, on its own
+/// stream, and the policy's context names each session's agent.
+#[tokio::test]
+async fn with_qwens_package_defaults_a_write_still_asks_because_the_daemon_sets_the_asking_mode() {
+    if !qwen_available_or_skip("with_qwens_package_defaults_a_write_still_asks") {
+        return;
+    }
+    let mock = MockOpenAi::start().expect("mock model");
+    let agent = RealAgentEnv::new(&mock.base_url());
+    agent.use_qwen_package_default_approval();
+    let log_dir = tempfile::tempdir().unwrap();
+    let decision_log = log_dir.path().join("decisions.jsonl");
+    let mut options = DaemonOptions::with_real_agent(&agent);
+    options.args.extend([
+        "--decision-log".to_string(),
+        decision_log.display().to_string(),
+        "--agent-def".to_string(),
+        format!("fake={}", qserve_e2e::fake_agent_path().display()),
+    ]);
+    let daemon = Daemon::start(options).await;
+
+    let workspace = agent.workspace();
+    let (status, on_fake) = daemon
+        .post_json(
+            "/session",
+            &json!({ "cwd": workspace.display().to_string(), "agent": "fake" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{on_fake}\n{}", daemon.log());
+    assert_eq!(on_fake["agent"], "fake");
+    let fake_session = on_fake["sessionId"].as_str().unwrap().to_owned();
+    let mut fake_events = daemon.subscribe(&fake_session, Some("0")).await;
+    let (status, _) = common::prompt(&daemon, &fake_session, "echo from the fake agent").await;
+    assert_eq!(status, StatusCode::OK);
+    let chunk = wait_event(&mut fake_events, "session_update", |e| {
+        chunk_text(e).is_some()
+    })
+    .await;
+    assert_eq!(chunk_text(&chunk), Some("from the fake agent"));
+
+    let (status, created) = daemon
+        .post_json(
+            "/session",
+            &json!({ "cwd": workspace.display().to_string() }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}\n{}", daemon.log());
+    let session = created["sessionId"].as_str().unwrap().to_owned();
+    let mut events = daemon.subscribe(&session, Some("0")).await;
+
+    let target = workspace.join("asked.txt");
+    let answer = write_with_vote(&daemon, &mut events, &session, &target, "cancel").await;
+    assert_eq!(answer["stopReason"], "end_turn");
+    assert!(!target.exists(), "the write was asked about and refused");
+
+    // The record is written by the log's own thread: wait for it.
+    let permission = || {
+        std::fs::read_to_string(&decision_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|record| record["kind"] == "permission")
+    };
+    wait_until("the permission decision is logged", || {
+        permission().is_some()
+    })
+    .await
+    .unwrap();
+    let permission = permission().unwrap();
+    assert_eq!(permission["agent"]["mode"], "default", "{permission}");
+    assert_eq!(permission["agent"]["name"], "default", "{permission}");
+    assert_ne!(session, fake_session);
+    let created_on: Vec<Value> = std::fs::read_to_string(&decision_log)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|record| record["kind"] == "session_create")
+        .map(|record| record["agent"]["name"].clone())
+        .collect();
+    assert!(
+        created_on.contains(&json!("fake")) && created_on.contains(&json!("default")),
+        "{created_on:?}"
+    );
+    // Two agents, two children (qwen runs as node processes).
+    let cmdline = |pid: &u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default()
+    };
+    let children = daemon.descendant_pids();
+    let fake = children
+        .iter()
+        .filter(|pid| cmdline(pid).contains("fake-agent"))
+        .count();
+    let qwen = children
+        .iter()
+        .filter(|pid| cmdline(pid).contains("qwen"))
+        .count();
+    assert!(
+        fake == 1 && qwen >= 1,
+        "fake {fake}, qwen {qwen}: {children:?}"
     );
 }

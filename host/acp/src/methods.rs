@@ -33,6 +33,8 @@ pub mod method {
     /// Left the ACP spec in mid-2026; see [`crate::quirks`].
     pub const SESSION_SET_MODEL: &str = "session/set_model";
     pub const SESSION_SET_CONFIG_OPTION: &str = "session/set_config_option";
+    /// Puts a session in one of the modes its `session/new` advertised.
+    pub const SESSION_SET_MODE: &str = "session/set_mode";
     pub const SESSION_UPDATE: &str = "session/update";
     pub const SESSION_REQUEST_PERMISSION: &str = "session/request_permission";
     pub const FS_READ_TEXT_FILE: &str = "fs/read_text_file";
@@ -126,7 +128,35 @@ pub struct NewSessionInfo {
     pub models: Option<SessionModels>,
     /// `configOptions`; entries without an `id` are dropped.
     pub config_options: Vec<ConfigOption>,
+    /// `modes`, when the agent has session modes (qwen, claude-code-acp).
+    pub modes: Option<SessionModes>,
     pub raw: Value,
+}
+
+/// A session's modes (`modes` of `session/new`): what it is in, what it offers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionModes {
+    pub current_mode_id: Option<String>,
+    /// `availableModes[].id`, in the agent's order.
+    pub available: Vec<String>,
+}
+
+impl SessionModes {
+    fn parse(value: &Value) -> Option<Self> {
+        let available: Vec<String> = value
+            .get("availableModes")?
+            .as_array()?
+            .iter()
+            .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        Some(Self {
+            current_mode_id: value
+                .get("currentModeId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            available,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -169,6 +199,8 @@ impl NewSessionInfo {
             models: Option<Value>,
             #[serde(default)]
             config_options: Option<Vec<Value>>,
+            #[serde(default)]
+            modes: Option<Value>,
         }
         let wire: Wire = parse_value(result, "session/new result")?;
         let config_options = wire
@@ -191,6 +223,7 @@ impl NewSessionInfo {
             session_id: wire.session_id,
             models: wire.models.and_then(|m| serde_json::from_value(m).ok()),
             config_options,
+            modes: wire.modes.as_ref().and_then(SessionModes::parse),
             raw: result.clone(),
         })
     }
@@ -253,6 +286,11 @@ pub fn set_model_params(agent_session_id: &str, model_id: &str) -> Value {
     json!({ "sessionId": agent_session_id, "modelId": model_id })
 }
 
+/// `session/set_mode` params.
+pub fn set_mode_params(agent_session_id: &str, mode_id: &str) -> Value {
+    json!({ "sessionId": agent_session_id, "modeId": mode_id })
+}
+
 /// `session/set_config_option` params.
 pub fn set_config_option_params(agent_session_id: &str, config_id: &str, value: &str) -> Value {
     json!({ "sessionId": agent_session_id, "configId": config_id, "value": value })
@@ -291,7 +329,66 @@ pub struct ToolCallSummary {
     pub url: Option<String>,
 }
 
+/// What a `tool_call` / `tool_call_update` notification says about a tool
+/// call, kept so a later permission request for the same call can be
+/// completed: claude-code-acp sends `kind` and `_meta.claudeCode.toolName`
+/// only in its updates, not in `session/request_permission`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolCallNote {
+    pub tool_call_id: String,
+    pub kind: Option<String>,
+    pub tool_name: Option<String>,
+}
+
+impl ToolCallNote {
+    /// The note of a `session/update` params, when it is a tool call (or an
+    /// update of one) that names a kind or a tool. Cheap for the rest: the
+    /// text is checked before anything is parsed.
+    pub fn from_update(params: &RawValue) -> Option<Self> {
+        if !params.get().contains("\"tool_call") {
+            return None;
+        }
+        #[derive(Deserialize)]
+        struct Wire {
+            update: WireUpdate,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WireUpdate {
+            session_update: String,
+            tool_call_id: Option<String>,
+            kind: Option<String>,
+            #[serde(rename = "_meta")]
+            meta: Option<Value>,
+        }
+        let wire: Wire = serde_json::from_str(params.get()).ok()?;
+        let update = wire.update;
+        if update.session_update != "tool_call" && update.session_update != "tool_call_update" {
+            return None;
+        }
+        let note = Self {
+            tool_call_id: update.tool_call_id?,
+            kind: update.kind.filter(|k| !k.is_empty()),
+            tool_name: ToolCallSummary::tool_name_from_meta(update.meta.as_ref()),
+        };
+        (note.kind.is_some() || note.tool_name.is_some()).then_some(note)
+    }
+}
+
 impl ToolCallSummary {
+    /// Fill what the permission request left out (kind `other` for a missing
+    /// kind, no tool name) from the call's earlier updates.
+    pub fn complete_from(&mut self, note: &ToolCallNote) {
+        if self.kind == "other" {
+            if let Some(kind) = &note.kind {
+                self.kind = kind.clone();
+            }
+        }
+        if self.tool_name.is_none() {
+            self.tool_name = note.tool_name.clone();
+        }
+    }
+
     fn tool_name_from_meta(meta: Option<&Value>) -> Option<String> {
         let meta = meta?;
         [

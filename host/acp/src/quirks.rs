@@ -38,6 +38,22 @@ pub struct Quirks {
     /// logged at debug instead of warn: they are expected.
     pub quiet_unknown_methods: &'static [&'static str],
     pub model_switch: ModelSwitch,
+    /// Answer `fs/read_text_file` of a missing file with empty content
+    /// instead of `-32002`. gemini-cli reads a file before writing it and
+    /// fails the write ("Error checking existing file") when that read is an
+    /// error, so without this it can never create a file (upstream
+    /// gemini-cli issue 9280). Only for agents that need it: for the others
+    /// "no such file" is information (a read of a missing file must not look
+    /// like an empty file to the model). docs/protocol.md says why.
+    pub missing_file_reads_empty: bool,
+    /// The agent's ACP session modes in which it asks permission before
+    /// editing or running anything, in order of preference. After
+    /// `session/new` the daemon sets the first one the agent advertises
+    /// (`session/set_mode`) unless it is already current, so an agent's own
+    /// auto-approval cannot bypass the policy. Agents that advertise no
+    /// modes are put in their asking mode by their settings instead
+    /// (docs/user-guide.md "Choosing an agent").
+    pub asking_modes: &'static [&'static str],
 }
 
 impl Quirks {
@@ -45,6 +61,9 @@ impl Quirks {
         agent: KnownAgent::Other,
         quiet_unknown_methods: &[],
         model_switch: ModelSwitch::ConfigOptionElseSetModel,
+        missing_file_reads_empty: false,
+        // ACP's own examples and Zed call the asking mode `default`.
+        asking_modes: &["default"],
     };
 
     const TABLE: &'static [(&'static [&'static str], Quirks)] = &[
@@ -56,12 +75,19 @@ impl Quirks {
                 quiet_unknown_methods: &["craft/drainMidTurnQueue"],
                 // `qwen serve` itself switches with `session/set_model`.
                 model_switch: ModelSwitch::SetModel,
+                // Its package default is `auto`: it writes without asking.
+                // Modes: plan, default, auto-edit, yolo.
+                asking_modes: &["default"],
+                ..Quirks::GENERIC
             },
         ),
         (
             &["gemini", "@google/gemini-cli"],
             Quirks {
                 agent: KnownAgent::Gemini,
+                missing_file_reads_empty: true,
+                // Modes (0.61): default, autoEdit, yolo, plan.
+                asking_modes: &["default"],
                 ..Quirks::GENERIC
             },
         ),
@@ -69,6 +95,8 @@ impl Quirks {
             &["claude-code-acp", "@zed-industries/claude-code-acp"],
             Quirks {
                 agent: KnownAgent::ClaudeCodeAcp,
+                // Modes: default, acceptEdits, plan, bypassPermissions.
+                asking_modes: &["default"],
                 ..Quirks::GENERIC
             },
         ),
@@ -88,6 +116,38 @@ impl Quirks {
             .iter()
             .find(|(names, _)| names.contains(&name))
             .map_or(&Self::GENERIC, |(_, quirks)| quirks)
+    }
+
+    /// The mode to set after `session/new`: `wanted` (`--agent-mode`) if
+    /// given, else the first asking mode among the `advertised` ones. `None`
+    /// when the agent is already in it or advertises no modes (then its
+    /// settings decide). `Err` lists the advertised modes when `wanted` is
+    /// not one of them.
+    pub fn mode_to_set<'a>(
+        &self,
+        wanted: Option<&'a str>,
+        current: Option<&str>,
+        advertised: &'a [String],
+    ) -> Result<Option<&'a str>, String> {
+        if advertised.is_empty() {
+            return Ok(None);
+        }
+        let chosen = match wanted {
+            Some(mode) if advertised.iter().any(|m| m == mode) => Some(mode),
+            Some(mode) => {
+                return Err(format!(
+                    "the agent has no mode {mode:?}; it offers {}",
+                    advertised.join(", ")
+                ))
+            }
+            None => self.asking_modes.iter().find_map(|asking| {
+                advertised
+                    .iter()
+                    .find(|m| m.as_str() == *asking)
+                    .map(String::as_str)
+            }),
+        };
+        Ok(chosen.filter(|mode| Some(*mode) != current))
     }
 
     /// Whether an unknown agent→client method is expected from this agent
@@ -172,9 +232,44 @@ mod tests {
         assert!(Quirks::GENERIC.is_quiet_unknown_method("_zed/custom"));
         assert!(!Quirks::GENERIC.is_quiet_unknown_method("craft/drainMidTurnQueue"));
         assert_eq!(qwen.model_switch, ModelSwitch::SetModel);
+        assert!(!qwen.missing_file_reads_empty);
+        assert!(quirks("gemini --acp").missing_file_reads_empty);
+        assert!(!quirks("my-agent").missing_file_reads_empty);
         assert_eq!(
             Quirks::GENERIC.model_switch,
             ModelSwitch::ConfigOptionElseSetModel
+        );
+    }
+
+    #[test]
+    fn the_asking_mode_is_set_unless_current_or_absent_and_an_override_must_exist() {
+        let modes: Vec<String> = ["plan", "default", "auto-edit", "yolo"]
+            .map(String::from)
+            .to_vec();
+        let qwen = quirks("qwen --acp");
+        assert_eq!(
+            qwen.mode_to_set(None, Some("auto-edit"), &modes),
+            Ok(Some("default"))
+        );
+        assert_eq!(qwen.mode_to_set(None, Some("default"), &modes), Ok(None));
+        assert_eq!(
+            qwen.mode_to_set(Some("yolo"), Some("default"), &modes),
+            Ok(Some("yolo"))
+        );
+        let err = qwen.mode_to_set(Some("auto"), None, &modes).unwrap_err();
+        assert!(err.contains("plan, default, auto-edit, yolo"), "{err}");
+        // No modes advertised: the agent's settings decide.
+        assert_eq!(quirks("my-agent").mode_to_set(None, None, &[]), Ok(None));
+        assert_eq!(
+            quirks("my-agent").mode_to_set(Some("x"), None, &[]),
+            Ok(None)
+        );
+        let gemini: Vec<String> = ["default", "autoEdit", "yolo", "plan"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            quirks("gemini --acp").mode_to_set(None, Some("yolo"), &gemini),
+            Ok(Some("default"))
         );
     }
 }

@@ -26,6 +26,8 @@ pub struct CreateSession {
     pub cwd: PathBuf,
     pub model_service_id: Option<String>,
     pub scope: Option<SessionScope>,
+    /// Which of the daemon's named agents (`--agent-def`); `None`: the default.
+    pub agent: Option<String>,
 }
 
 /// The 200 body of `POST /session`.
@@ -35,6 +37,8 @@ pub struct SessionCreated {
     /// The canonical workspace path the session runs in.
     pub workspace_cwd: String,
     pub attached: bool,
+    /// The name of the agent the session runs on (`default` for `--agent`).
+    pub agent: String,
 }
 
 /// One row of `GET /workspace/:cwd/sessions`.
@@ -42,6 +46,8 @@ pub struct SessionCreated {
 pub struct SessionSummary {
     pub session_id: String,
     pub workspace_cwd: String,
+    /// The name of the agent the session runs on.
+    pub agent: String,
 }
 
 /// A client's vote on `POST /permission/:requestId`.
@@ -258,6 +264,12 @@ pub trait Backend: Send + Sync + 'static {
     fn deep_health(&self) -> impl Future<Output = Result<DeepHealth, BackendError>> + Send;
 
     fn policy_info(&self) -> PolicyInfo;
+
+    /// The names of the agents sessions can choose (`POST /session` `agent`),
+    /// the default first; listed by `/capabilities`.
+    fn agent_names(&self) -> Vec<String> {
+        vec!["default".to_string()]
+    }
 
     /// Load, check and atomically activate another policy (admin only).
     /// Decisions in flight finish on the old one. On error the old policy

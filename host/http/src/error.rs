@@ -92,9 +92,23 @@ impl ApiError {
     }
 }
 
+/// Put on a 5xx response so that the logging middleware
+/// ([`crate::fallback::json_error_bodies`]) can say why, next to the route.
+#[derive(Debug, Clone)]
+pub struct ErrorCause {
+    pub message: String,
+    pub code: Option<&'static str>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.status.is_server_error() {
+            response.extensions_mut().insert(ErrorCause {
+                message: self.message.clone(),
+                code: self.code,
+            });
+        }
         let headers = response.headers_mut();
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -24,9 +24,25 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 /// Middleware: rewrites a 4xx/5xx whose body is not JSON into the envelope,
-/// keeping status and headers (e.g. `Allow`, `Retry-After`).
+/// keeping status and headers (e.g. `Allow`, `Retry-After`), and logs every
+/// 5xx with its route and cause (one line, not just a status).
 pub async fn json_error_bodies(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let response = next.run(request).await;
+    if response.status().is_server_error() {
+        let status = response.status().as_u16();
+        match response.extensions().get::<crate::error::ErrorCause>() {
+            Some(cause) => tracing::warn!(
+                %method,
+                path = %path,
+                status,
+                code = cause.code.unwrap_or("-"),
+                "request failed: {}",
+                cause.message
+            ),
+            None => tracing::warn!(%method, path = %path, status, "request failed"),
+        }
+    }
     if !needs_rewrite(&response) {
         return response;
     }

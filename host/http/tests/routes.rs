@@ -67,7 +67,8 @@ async fn capabilities_lists_base_features_in_order_then_extras_and_policy() {
             "policy": {
                 "name": "ask-everyone", "version": "0.1.0", "sha256": "ab".repeat(32),
                 "origin": "builtin:default", "loadedAtMs": 1
-            }
+            },
+            "agents": ["default"]
         })
     );
 }
@@ -85,7 +86,7 @@ async fn create_session_passes_validated_fields_and_shapes_the_answer() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(
         resp.json(),
-        json!({ "sessionId": "s-1", "workspaceCwd": "/work/repo", "attached": true })
+        json!({ "sessionId": "s-1", "workspaceCwd": "/work/repo", "attached": true, "agent": "default" })
     );
     let create = server.backend.last_create.lock().unwrap().clone().unwrap();
     assert_eq!(create.cwd.to_str(), Some("/work/repo"));
@@ -99,6 +100,20 @@ async fn create_session_passes_validated_fields_and_shapes_the_answer() {
     let create = server.backend.last_create.lock().unwrap().clone().unwrap();
     assert_eq!(create.scope, Some(SessionScope::Thread));
     assert_eq!(create.model_service_id, None);
+    assert_eq!(create.agent, None);
+
+    // A named agent is passed through and named in the answer; it must be a string.
+    let resp = server
+        .send(Req::post("/session").json(&json!({ "cwd": "/w", "agent": "gemini" })))
+        .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["agent"], "gemini");
+    let create = server.backend.last_create.lock().unwrap().clone().unwrap();
+    assert_eq!(create.agent.as_deref(), Some("gemini"));
+    let resp = server
+        .send(Req::post("/session").json(&json!({ "cwd": "/w", "agent": 7 })))
+        .await;
+    assert_eq!(resp.expect_error(400)["error"], "`agent` must be a string");
 }
 
 #[tokio::test]
@@ -303,7 +318,7 @@ async fn workspace_sessions_decodes_the_path() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(
         resp.json(),
-        json!({ "sessions": [{ "sessionId": "s-1", "workspaceCwd": "/work/my repo" }] })
+        json!({ "sessions": [{ "sessionId": "s-1", "workspaceCwd": "/work/my repo", "agent": "default" }] })
     );
     let resp = server.send(Req::get("/workspace/%2Fidle/sessions")).await;
     assert_eq!(resp.json(), json!({ "sessions": [] }));

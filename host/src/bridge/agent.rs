@@ -14,14 +14,16 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
-use qserve_acp::methods::{self, method as acp, InitializeInfo};
+use qserve_acp::methods::{self, method as acp, InitializeInfo, ToolCallNote, ToolCallSummary};
 use qserve_acp::{
-    AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Responder, RpcError,
+    AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Quirks, Responder,
+    RpcError,
 };
 use qserve_http::BackendError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::agent_defs::AgentDef;
 use super::hub::hold_until_drained;
 use super::Inner;
 
@@ -38,14 +40,28 @@ const EXIT_AFTER_CLOSE: Duration = Duration::from_secs(2);
 
 pub struct AgentHost {
     pub workspace: String,
+    /// Which of the daemon's agents this is (`default` for `--agent`).
+    pub agent: String,
+    /// What differs about this agent (from its command's name).
+    pub quirks: &'static Quirks,
     pub conn: Connection,
     pub process: AgentProcess,
     /// The agent advertised `session/close` (set once `initialize` answered).
     pub supports_close: OnceLock<bool>,
+    /// Set when the daemon stops this agent on purpose (its last session was
+    /// closed): its exit is then a normal stop, not an incident.
+    pub stopping: std::sync::atomic::AtomicBool,
     routes: tokio::sync::Mutex<Routes>,
     /// Publishes in flight from this agent; see [`hold_until_drained`].
     publish_window: Arc<tokio::sync::Semaphore>,
+    /// What the latest tool-call updates said (kind, tool name), newest
+    /// last, to complete permission requests that leave them out.
+    tool_calls: std::sync::Mutex<std::collections::VecDeque<ToolCallNote>>,
 }
+
+/// Tool calls remembered per agent: a permission request follows its call's
+/// updates closely, so a short memory is enough.
+const TOOL_CALL_NOTES: usize = 256;
 
 /// Updates from one agent that may be in flight to the hub at once. No more
 /// than a queue's congestion headroom, so a subscriber with that headroom
@@ -71,6 +87,39 @@ struct Routed<'a> {
 }
 
 impl AgentHost {
+    /// Remember what a tool-call update said (merged with what earlier
+    /// updates of the same call said).
+    fn note_tool_call(&self, note: ToolCallNote) {
+        let mut notes = self.tool_calls.lock().unwrap();
+        if let Some(known) = notes
+            .iter_mut()
+            .rev()
+            .find(|known| known.tool_call_id == note.tool_call_id)
+        {
+            known.kind = note.kind.or(known.kind.take());
+            known.tool_name = note.tool_name.or(known.tool_name.take());
+            return;
+        }
+        if notes.len() == TOOL_CALL_NOTES {
+            notes.pop_front();
+        }
+        notes.push_back(note);
+    }
+
+    /// Complete a permission request's tool call (kind, tool name) from its
+    /// earlier updates, where the request itself leaves them out
+    /// (claude-code-acp), so the policy sees the agent's tool name.
+    pub fn complete_tool_call(&self, summary: &mut ToolCallSummary) {
+        let notes = self.tool_calls.lock().unwrap();
+        if let Some(note) = notes
+            .iter()
+            .rev()
+            .find(|note| note.tool_call_id == summary.tool_call_id)
+        {
+            summary.complete_from(note);
+        }
+    }
+
     /// The daemon session an agent session id belongs to.
     pub async fn daemon_session(&self, agent_session_id: &str) -> Option<String> {
         self.routes
@@ -105,16 +154,17 @@ impl Inner {
     pub(super) async fn agent_for(
         self: &Arc<Self>,
         workspace: &str,
+        def: &AgentDef,
     ) -> Result<Arc<AgentHost>, BackendError> {
         let cell = self
             .agents
             .lock()
             .unwrap()
-            .entry(workspace.to_owned())
+            .entry((def.name.clone(), workspace.to_owned()))
             .or_default()
             .clone();
         let host = cell
-            .get_or_try_init(|| self.spawn_agent(workspace))
+            .get_or_try_init(|| self.spawn_agent(workspace, def))
             .await?
             .clone();
         Ok(host)
@@ -123,17 +173,18 @@ impl Inner {
     async fn spawn_agent(
         self: &Arc<Self>,
         workspace: &str,
+        def: &AgentDef,
     ) -> Result<Arc<AgentHost>, BackendError> {
         self.admit_new_agent()?;
         let scrub: Vec<&str> = self.config.scrub_env.iter().map(String::as_str).collect();
         let (process, stdin, stdout) =
-            AgentProcess::spawn(&self.config.agent, Path::new(workspace), &scrub).map_err(
-                |err| BackendError::Internal {
+            AgentProcess::spawn(&def.command, Path::new(workspace), &scrub).map_err(|err| {
+                BackendError::Internal {
                     message: err.to_string(),
                     code: Some("agent_spawn_failed"),
-                },
-            )?;
-        let label = format!("pid={} cwd={workspace}", process.pid());
+                }
+            })?;
+        let label = format!("agent={} pid={} cwd={workspace}", def.name, process.pid());
         let (conn, incoming) = Connection::start(
             stdin,
             stdout,
@@ -145,11 +196,15 @@ impl Inner {
         );
         let host = Arc::new(AgentHost {
             workspace: workspace.to_owned(),
+            agent: def.name.clone(),
+            quirks: def.quirks,
             conn,
             process,
             supports_close: OnceLock::new(),
+            stopping: Default::default(),
             routes: Default::default(),
             publish_window: Arc::new(tokio::sync::Semaphore::new(PUBLISH_WINDOW)),
+            tool_calls: Default::default(),
         });
         // The loop must run before any request is awaited: answers are
         // delivered through the same ordered stream as the agent's messages.
@@ -162,10 +217,27 @@ impl Inner {
         .await;
         let init = match init {
             Ok(Ok(result)) => result,
+            Ok(Err(err)) if err.is_connection_closed() => {
+                // It died before answering: how it ended is the useful part.
+                let exit = tokio::time::timeout(EXIT_AFTER_CLOSE, host.process.wait()).await;
+                host.process.kill_group();
+                let how = exit.map_or_else(|_| "it did not exit".to_owned(), |e| e.to_string());
+                let stderr = host.process.stderr_tail(EXIT_AFTER_CLOSE).await;
+                let stderr = if stderr.is_empty() {
+                    "it wrote nothing on stderr".to_owned()
+                } else {
+                    format!("its last stderr lines: {}", stderr.join(" | "))
+                };
+                return Err(spawn_failed(format!(
+                    "the agent `{}` ended before answering `initialize` ({how}); {stderr}",
+                    def.command
+                )));
+            }
             Ok(Err(err)) => {
                 host.process.kill_group();
                 return Err(spawn_failed(format!(
-                    "the agent failed to initialize: {err}"
+                    "the agent failed to initialize: {err}{}",
+                    super::sessions::error_details(&err)
                 )));
             }
             Err(_) => {
@@ -278,6 +350,9 @@ impl Inner {
         let mut runs: Vec<(String, Vec<String>)> = Vec::new();
         let mut routes = host.routes.lock().await;
         for params in updates {
+            if let Some(note) = ToolCallNote::from_update(&params) {
+                host.note_tool_call(note);
+            }
             let Ok(routed) = serde_json::from_str::<Routed>(params.get()) else {
                 tracing::warn!("session/update without a sessionId; dropped");
                 continue;
@@ -382,7 +457,7 @@ impl Inner {
             acp::FS_READ_TEXT_FILE => self.on_read_text_file(&host, &params).await,
             acp::FS_WRITE_TEXT_FILE => self.on_write_text_file(&host, &params).await,
             _ => {
-                if self.quirks.is_quiet_unknown_method(&method) {
+                if host.quirks.is_quiet_unknown_method(&method) {
                     tracing::debug!(method, "answered -32601 (expected from this agent)");
                 } else {
                     tracing::warn!(

@@ -37,7 +37,16 @@ impl Inner {
         let resolved = self
             .check_access(&session_id, host, &read.path, FileAccess::Read)
             .await?;
-        read.execute_at(&resolved).await
+        match read.execute_at(&resolved).await {
+            // The quirks table decides (gemini-cli cannot create a file otherwise).
+            Err(err)
+                if err.code == RpcError::RESOURCE_NOT_FOUND
+                    && host.quirks.missing_file_reads_empty =>
+            {
+                Ok(serde_json::json!({ "content": "" }))
+            }
+            other => other,
+        }
     }
 
     pub(super) async fn on_write_text_file(

@@ -49,8 +49,15 @@ impl Inner {
     pub(super) async fn on_agent_exit(&self, host: &Arc<AgentHost>, reason: &str, exit: ExitInfo) {
         self.forget_agent(host);
         let sessions = host.daemon_sessions().await;
-        if !self.is_shutting_down() {
+        if host.stopping.load(Ordering::Acquire) {
+            // `stop_agent` logs the stop itself, at info.
+            tracing::debug!(
+                pid = host.process.pid(),
+                "stopped agent's connection ended: {reason}"
+            );
+        } else if !self.is_shutting_down() {
             tracing::warn!(
+                agent = %host.agent,
                 pid = host.process.pid(),
                 workspace = %host.workspace,
                 sessions = sessions.len(),
@@ -69,9 +76,10 @@ impl Inner {
 
     /// Stop an agent that has no sessions left.
     pub(super) async fn stop_agent(&self, host: &Arc<AgentHost>) {
+        host.stopping.store(true, Ordering::Release);
         self.forget_agent(host);
         let exit = host.process.terminate(self.config.stop_grace).await;
-        tracing::info!(pid = host.process.pid(), workspace = %host.workspace, "agent stopped ({exit})");
+        tracing::info!(agent = %host.agent, pid = host.process.pid(), workspace = %host.workspace, "agent stopped: its last session was closed ({exit})");
     }
 
     /// After a create failed: an agent that was started for it and serves
@@ -79,10 +87,11 @@ impl Inner {
     /// idle agent per workspace tried), and a slot whose spawn failed is
     /// dropped (the map is keyed by the client's `cwd`). Nothing is touched
     /// while anyone else holds the agent or waits on its spawn.
-    pub(super) async fn after_failed_create(&self, workspace: &str) {
+    pub(super) async fn after_failed_create(&self, agent: &str, workspace: &str) {
+        let key = (agent.to_owned(), workspace.to_owned());
         let host = {
             let mut agents = self.agents.lock().unwrap();
-            let Some(cell) = agents.get(workspace) else {
+            let Some(cell) = agents.get(&key) else {
                 return;
             };
             match cell.get() {
@@ -90,7 +99,7 @@ impl Inner {
                 None => {
                     // Only the map holds an uninitialized cell: no spawn in flight.
                     if Arc::strong_count(cell) == 1 {
-                        agents.remove(workspace);
+                        agents.remove(&key);
                     }
                     return;
                 }
@@ -135,9 +144,10 @@ impl Inner {
     /// Drop the workspace's slot if it still holds this agent.
     fn forget_agent(&self, host: &Arc<AgentHost>) {
         let mut agents = self.agents.lock().unwrap();
-        if let Some(cell) = agents.get(&host.workspace) {
+        let key = (host.agent.clone(), host.workspace.clone());
+        if let Some(cell) = agents.get(&key) {
             if cell.get().is_some_and(|current| Arc::ptr_eq(current, host)) {
-                agents.remove(&host.workspace);
+                agents.remove(&key);
             }
         }
     }

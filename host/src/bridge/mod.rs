@@ -9,7 +9,8 @@
 //! | module | concern |
 //! |---|---|
 //! | [`hub`] | the core guest + SSE fan-out, on one owner thread |
-//! | [`agent`] | one agent process per workspace: spawn, initialize, dispatch |
+//! | [`agent`] | one agent process per (workspace, agent): spawn, initialize, dispatch |
+//! | [`agent_defs`] | the agents sessions can choose (`--agent`, `--agent-def NAME=…`) |
 //! | [`sessions`] | create/attach (coalesced, capped, reaped), list, close |
 //! | [`prompts`] | FIFO prompts, cancel |
 //! | [`permissions`] | the agent's permission requests and the clients' votes |
@@ -21,6 +22,7 @@
 //! | [`lifecycle`] | an agent's death, daemon shutdown |
 
 mod agent;
+pub mod agent_defs;
 mod decisions;
 mod files;
 mod hub;
@@ -39,7 +41,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qserve_acp::{AgentCommand, Quirks};
 use qserve_http::{
     Backend, BackendError, CreateSession, DeepHealth, PolicyHealth, PolicyInfo, PolicyReload,
     SessionCreated, SessionSummary, Subscription, VoteOutcome,
@@ -51,6 +52,7 @@ use crate::policy::slot::PolicySlot;
 use serde_json::Value;
 
 pub use agent::AgentHost;
+pub use agent_defs::AgentDefs;
 pub use hub::Hub;
 use sessions::{InFlight, LiveSession};
 use waiters::Waiters;
@@ -58,7 +60,8 @@ use waiters::Waiters;
 /// How the bridge runs agents and times things out.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
-    pub agent: AgentCommand,
+    /// `--agent` (named `default`) and the `--agent-def`s.
+    pub agents: AgentDefs,
     pub default_scope: Scope,
     /// How long clients have to vote, unless the policy says otherwise.
     pub permission_timeout: Duration,
@@ -75,7 +78,15 @@ pub struct BridgeConfig {
     /// `--memory-budget-mb` in bytes: no new agent while the agents' trees
     /// use this much RSS. `None` = no budget.
     pub memory_budget: Option<u64>,
+    /// `--agent-mode`: the ACP session mode every session is put in, instead
+    /// of the agent's asking mode from the quirks table.
+    pub agent_mode: Option<String>,
 }
+
+/// (agent name, canonical workspace): one agent process each.
+type AgentKey = (String, String);
+/// Coalesces concurrent spawns of one agent.
+type AgentSlot = Arc<tokio::sync::OnceCell<Arc<AgentHost>>>;
 
 /// Cheap to clone; every clone is the same daemon.
 #[derive(Clone)]
@@ -85,8 +96,6 @@ pub struct Bridge {
 
 pub(crate) struct Inner {
     config: BridgeConfig,
-    /// What differs about the configured agent (from its command's name).
-    quirks: &'static Quirks,
     hub: GuestActor<Hub>,
     /// The active policy; swapped whole by a reload.
     policy: Arc<PolicySlot>,
@@ -94,11 +103,12 @@ pub(crate) struct Inner {
     shadow: Option<Arc<PolicySlot>>,
     /// `--decision-log` (a no-op handle when not configured).
     decisions: DecisionLog,
-    /// The agent as decisions name it.
+    /// The default agent as decisions name it (before a session exists).
     agent_info: AgentInfo,
     waiters: Arc<Waiters>,
-    /// One agent per canonical workspace; the cell coalesces concurrent spawns.
-    agents: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<AgentHost>>>>>,
+    /// One agent per (agent name, canonical workspace); the cell coalesces
+    /// concurrent spawns.
+    agents: Mutex<HashMap<AgentKey, AgentSlot>>,
     /// Live sessions by daemon session id.
     sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
     /// Creates in flight, by core reservation, for single-scope waiters.
@@ -118,14 +128,9 @@ impl Bridge {
         decisions: DecisionLog,
     ) -> Self {
         let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
-        let agent_info = AgentInfo {
-            name: "default".into(),
-            command: config.agent.program_name().to_owned(),
-            mode: None,
-        };
+        let agent_info = config.agents.default_agent().info();
         let bridge = Bridge {
             inner: Arc::new(Inner {
-                quirks: Quirks::for_command(&config.agent),
                 config,
                 agent_info,
                 decisions,
@@ -190,16 +195,14 @@ impl Inner {
     /// The context of a decision inside a live session (its scope is the
     /// session's own; the daemon default if it is already gone).
     fn decision_context(&self, session_id: &str, workspace: &str, phase: Phase) -> Context {
-        let scope = self
-            .sessions
-            .lock()
-            .unwrap()
-            .get(session_id)
-            .map_or(self.config.default_scope, |live| live.scope);
+        let (scope, agent) = self.sessions.lock().unwrap().get(session_id).map_or(
+            (self.config.default_scope, self.agent_info.clone()),
+            |live| (live.scope, live.agent_info.clone()),
+        );
         decisions::context(
             session_id,
             workspace,
-            &self.agent_info,
+            &agent,
             decisions::scope_of(scope),
             phase,
         )
@@ -293,6 +296,10 @@ impl Backend for Bridge {
                 last_fault: policy.last_fault,
             },
         })
+    }
+
+    fn agent_names(&self) -> Vec<String> {
+        self.inner.config.agents.names()
     }
 
     fn policy_info(&self) -> PolicyInfo {

@@ -34,7 +34,7 @@ impl Inner {
             )
         };
         let switch = async {
-            match (self.quirks.model_switch, live.model_option.as_deref()) {
+            match (live.agent.quirks.model_switch, live.model_option.as_deref()) {
                 // The agent's model config option is the canonical path.
                 (ModelSwitch::ConfigOptionElseSetModel, Some(config_id)) => {
                     set_option(config_id).await.map_err(agent_failed)

@@ -38,7 +38,9 @@ impl Inner {
         params: &RawValue,
     ) -> Result<Value, RpcError> {
         let started = Instant::now();
-        let request = PermissionRequest::parse(params)?;
+        let mut request = PermissionRequest::parse(params)?;
+        // The tool's name and kind, where only the call's updates carry them.
+        host.complete_tool_call(&mut request.tool_call);
         let session_id = self.route(host, &request.session_id).await?;
         let ctx = self.decision_context(&session_id, &host.workspace, Phase::Running);
         let summary = &request.tool_call;

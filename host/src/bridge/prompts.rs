@@ -41,10 +41,8 @@ impl Inner {
                     code: Some("agent_died"),
                 }
             } else {
-                BackendError::Internal {
-                    message: format!("the agent failed the prompt: {err}"),
-                    code: Some("agent_error"),
-                }
+                // Its JSON-RPC code and data reach the client (502 `agent_error`).
+                super::sessions::agent_error("session/prompt", err)
             }
         })
     }

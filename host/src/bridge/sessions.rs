@@ -7,11 +7,12 @@ use std::sync::Arc;
 use qserve_acp::methods::{self, method, NewSessionInfo};
 use qserve_acp::RpcError;
 use qserve_http::{BackendError, CreateSession, SessionCreated, SessionScope, SessionSummary};
-use qserve_runtime::{OpenError, OpenOutcome, Phase, Scope};
+use qserve_runtime::{AgentInfo, OpenError, OpenOutcome, Phase, Scope};
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
 use super::agent::AgentHost;
+use super::agent_defs::{self, AgentDef};
 use super::decisions::{self, DecisionRecord, Source};
 use super::hub::core_unavailable;
 use super::{internal, Inner};
@@ -31,6 +32,9 @@ pub struct LiveSession {
     pub model_option: Option<String>,
     /// How the session is shared (part of every decision's context).
     pub scope: Scope,
+    /// The agent as this session's decisions name it, with the session mode
+    /// the daemon put it in (or the agent reported).
+    pub agent_info: AgentInfo,
 }
 
 /// A create in flight: single-scope callers that asked meanwhile wait on it.
@@ -61,6 +65,7 @@ impl Inner {
                 "the daemon is shutting down".into(),
             ));
         }
+        let def = self.config.agents.get(req.agent.as_deref())?.clone();
         let workspace = canonical_workspace(&req.cwd);
         // A workspace that is not a directory can never host an agent: say so
         // as the client's mistake (400), not as a failed spawn (500).
@@ -70,13 +75,14 @@ impl Inner {
                 code: Some("workspace_not_found"),
             });
         }
+        let core_key = agent_defs::core_key(&workspace, &def.name);
         let scope = match req.scope {
             Some(SessionScope::Single) => Scope::Single,
             Some(SessionScope::Thread) => Scope::Thread,
             None => self.config.default_scope,
         };
         let in_flight = self.clone();
-        let ws = workspace.clone();
+        let ws = core_key;
         let opened = self
             .hub
             .call(move |hub| {
@@ -102,7 +108,7 @@ impl Inner {
             Ok(OpenOutcome::Wait(reservation)) => (self.wait_and_attach(reservation).await?, true),
             Ok(OpenOutcome::Create(reservation)) => (
                 self.clone()
-                    .create_unorphaned(reservation, workspace.clone(), scope)
+                    .create_unorphaned(reservation, workspace.clone(), scope, def.clone())
                     .await?,
                 false,
             ),
@@ -110,8 +116,14 @@ impl Inner {
         if attached {
             // The policy judges attaches too; a refused one gives the
             // attach back (and reaps the session if nobody else holds it).
+            let agent = self
+                .sessions
+                .lock()
+                .unwrap()
+                .get(&session_id)
+                .map_or_else(|| def.info(), |live| live.agent_info.clone());
             if let Err(refused) = self
-                .admit(&session_id, &workspace, scope, Phase::Attach)
+                .admit(&session_id, &workspace, &agent, scope, Phase::Attach)
                 .await
             {
                 self.release(&session_id).await;
@@ -126,6 +138,7 @@ impl Inner {
             session_id,
             workspace_cwd: workspace,
             attached,
+            agent: def.name,
         })
     }
 
@@ -135,6 +148,7 @@ impl Inner {
         self: &Arc<Self>,
         session_id: &str,
         workspace: &str,
+        agent: &AgentInfo,
         scope: Scope,
         phase: Phase,
     ) -> Result<(), BackendError> {
@@ -142,7 +156,7 @@ impl Inner {
         let ctx = decisions::context(
             session_id,
             workspace,
-            &self.agent_info,
+            agent,
             decisions::scope_of(scope),
             phase,
         );
@@ -201,11 +215,12 @@ impl Inner {
         reservation: u64,
         workspace: String,
         scope: Scope,
+        def: AgentDef,
     ) -> Result<String, BackendError> {
         let (tx, rx) = oneshot::channel();
         let this = self.clone();
         tokio::spawn(async move {
-            let created = this.create(reservation, &workspace, scope).await;
+            let created = this.create(reservation, &workspace, scope, &def).await;
             if let Err(Ok(session_id)) = tx.send(created) {
                 tracing::info!(session = %session_id, "creator left before the session was ready");
                 this.release(&session_id).await;
@@ -220,14 +235,15 @@ impl Inner {
         reservation: u64,
         workspace: &str,
         scope: Scope,
+        def: &AgentDef,
     ) -> Result<String, BackendError> {
-        let created = self.create_inner(reservation, workspace, scope).await;
+        let created = self.create_inner(reservation, workspace, scope, def).await;
         if created.is_err() {
             let _ = self
                 .hub
                 .call(move |hub| hub.core.abort_create(reservation))
                 .await;
-            self.after_failed_create(workspace).await;
+            self.after_failed_create(&def.name, workspace).await;
         }
         if let Some(in_flight) = self.in_flight.lock().unwrap().remove(&reservation) {
             let shared = created
@@ -244,10 +260,12 @@ impl Inner {
         reservation: u64,
         workspace: &str,
         scope: Scope,
+        def: &AgentDef,
     ) -> Result<String, BackendError> {
         // Before any agent is spawned: a refused create costs nothing.
-        self.admit("", workspace, scope, Phase::Create).await?;
-        let host = self.agent_for(workspace).await?;
+        self.admit("", workspace, &def.info(), scope, Phase::Create)
+            .await?;
+        let host = self.agent_for(workspace, def).await?;
         let answer = tokio::time::timeout(
             self.config.init_timeout,
             host.conn.request(
@@ -270,6 +288,11 @@ impl Inner {
         })?;
         let agent_session_id = info.session_id.clone();
         let model_option = info.model_config_option().map(|option| option.id.clone());
+        let mode = self.enter_asking_mode(&host, &info).await?;
+        let agent_info = AgentInfo {
+            mode: mode.clone(),
+            ..def.info()
+        };
 
         let agent_sid = agent_session_id.clone();
         let session = self
@@ -287,14 +310,74 @@ impl Inner {
             model_turn: Default::default(),
             model_option,
             scope,
+            agent_info,
         });
         self.sessions
             .lock()
             .unwrap()
             .insert(session.id.clone(), live);
         self.add_route(&host, &agent_session_id, &session.id).await;
-        tracing::info!(session = %session.id, agent_session = %agent_session_id, workspace, "session created");
+        tracing::info!(session = %session.id, agent = %def.name, agent_session = %agent_session_id, workspace, mode = mode.as_deref().unwrap_or("-"), "session created");
         Ok(session.id)
+    }
+
+    /// Put a new agent session in the agent's asking mode (or `--agent-mode`)
+    /// with `session/set_mode`, so that the agent's own auto-approval cannot
+    /// bypass the policy and the clients' votes. Which modes ask is in the
+    /// quirks table; an agent that advertises no modes is left to its
+    /// settings. Fails closed: a session the daemon could not put in the
+    /// wanted mode is not handed out. Returns the session's mode.
+    async fn enter_asking_mode(
+        &self,
+        host: &AgentHost,
+        info: &NewSessionInfo,
+    ) -> Result<Option<String>, BackendError> {
+        let wanted = self.config.agent_mode.as_deref();
+        let (current, advertised) = match &info.modes {
+            Some(modes) => (modes.current_mode_id.as_deref(), modes.available.as_slice()),
+            None => (None, &[][..]),
+        };
+        if advertised.is_empty() {
+            if let Some(wanted) = wanted {
+                tracing::warn!(
+                    mode = wanted,
+                    "--agent-mode ignored: the agent advertises no session modes (its own settings decide whether it asks)"
+                );
+            }
+            return Ok(current.map(str::to_owned));
+        }
+        let to_set = host
+            .quirks
+            .mode_to_set(wanted, current, advertised)
+            .map_err(|why| BackendError::Internal {
+                message: format!("--agent-mode: {why}"),
+                code: Some("agent_mode_unavailable"),
+            })?;
+        let Some(mode) = to_set else {
+            return Ok(current.map(str::to_owned));
+        };
+        tokio::time::timeout(
+            self.config.init_timeout,
+            host.conn.request(
+                method::SESSION_SET_MODE,
+                methods::set_mode_params(&info.session_id, mode),
+            ),
+        )
+        .await
+        .map_err(|_| {
+            internal(format!(
+                "the agent did not answer `session/set_mode` within {} s",
+                self.config.init_timeout.as_secs()
+            ))
+        })?
+        .map_err(|err| agent_error("session/set_mode", err))?;
+        tracing::debug!(
+            agent_session = %info.session_id,
+            mode,
+            was = current.unwrap_or("-"),
+            "session mode set"
+        );
+        Ok(Some(mode.to_owned()))
     }
 
     async fn wait_and_attach(&self, reservation: u64) -> Result<String, BackendError> {
@@ -345,17 +428,39 @@ impl Inner {
         cwd: PathBuf,
     ) -> Result<Vec<SessionSummary>, BackendError> {
         let workspace = canonical_workspace(&cwd);
-        let sessions = self
+        let keys: Vec<(String, String)> = self
+            .config
+            .agents
+            .iter()
+            .map(|def| {
+                (
+                    def.name.clone(),
+                    agent_defs::core_key(&workspace, &def.name),
+                )
+            })
+            .collect();
+        // One hub job: every agent's sessions of the workspace, as one snapshot.
+        let listed = self
             .hub
-            .call(move |hub| hub.core.list_workspace(&workspace))
+            .call(move |hub| {
+                let mut listed = Vec::new();
+                for (agent, key) in keys {
+                    listed.push((agent, hub.core.list_workspace(&key)?));
+                }
+                Ok::<_, qserve_runtime::CoreFault>(listed)
+            })
             .await
             .map_err(|_| internal("the core is not running"))?
             .map_err(core_unavailable)?;
-        Ok(sessions
+        Ok(listed
             .into_iter()
-            .map(|s| SessionSummary {
-                session_id: s.id,
-                workspace_cwd: s.workspace,
+            .flat_map(|(agent, sessions)| {
+                let workspace = workspace.clone();
+                sessions.into_iter().map(move |s| SessionSummary {
+                    session_id: s.id,
+                    workspace_cwd: workspace.clone(),
+                    agent: agent.clone(),
+                })
             })
             .collect())
     }
@@ -411,10 +516,37 @@ pub fn canonical_workspace(cwd: &Path) -> String {
     }
 }
 
-/// An agent's JSON-RPC error on a create-path call, as a 500 with its detail.
+/// An agent's JSON-RPC error on a call, as the client sees it: a 502
+/// `agent_error` whose `data` is the agent's JSON-RPC error (`code`,
+/// `message`, `data`) and whose message carries its details (qwen puts the
+/// useful part, e.g. "Connection error.", in `data.details`). An agent that
+/// died meanwhile is a 500 `agent_died`.
 pub fn agent_error(method: &str, err: RpcError) -> BackendError {
-    BackendError::Internal {
-        message: format!("the agent failed `{method}`: {err}"),
-        code: Some("agent_error"),
+    if err.is_connection_closed() {
+        return BackendError::Internal {
+            message: format!("the agent exited during `{method}`: {err}"),
+            code: Some("agent_died"),
+        };
+    }
+    BackendError::Agent {
+        message: format!("the agent failed `{method}`: {err}{}", error_details(&err)),
+        data: serde_json::to_value(&err).ok(),
+    }
+}
+
+/// `: DETAILS` from a JSON-RPC error's `data` (`data.details`, or `data`
+/// itself when it is a string), bounded; empty when there is none.
+pub fn error_details(err: &RpcError) -> String {
+    let details = match &err.data {
+        Some(Value::String(text)) => Some(text.as_str()),
+        Some(data) => data.get("details").and_then(Value::as_str),
+        None => None,
+    };
+    match details.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(details) => {
+            let bounded: String = details.chars().take(500).collect();
+            format!(": {bounded}")
+        }
+        None => String::new(),
     }
 }

@@ -54,4 +54,50 @@ mod tests {
             OptionKind::Other("proceed_x".into())
         );
     }
+
+    /// Each real agent's write options (qwen 0.24.4, gemini-cli 0.61.0, claude-code-acp
+    /// 0.16.2): the ids differ, the kinds are ACP's, so a policy's `reject` or a
+    /// `select` of an allow kind finds each agent's own option.
+    #[test]
+    fn every_real_agents_options_have_known_kinds() {
+        let agents: [(&str, [(&str, &str); 3]); 3] = [
+            (
+                "qwen",
+                [
+                    ("proceed_always", "allow_always"),
+                    ("proceed_once", "allow_once"),
+                    ("cancel", "reject_once"),
+                ],
+            ),
+            (
+                "gemini",
+                [
+                    ("proceed_always", "allow_always"),
+                    ("proceed_once", "allow_once"),
+                    ("cancel", "reject_once"),
+                ],
+            ),
+            (
+                "claude-code-acp",
+                [
+                    ("allow_always", "allow_always"),
+                    ("allow", "allow_once"),
+                    ("reject", "reject_once"),
+                ],
+            ),
+        ];
+        for (agent, options) in agents {
+            let kinds: Vec<OptionKind> =
+                options.iter().map(|(_, kind)| option_kind(kind)).collect();
+            assert_eq!(
+                kinds,
+                [
+                    OptionKind::AllowAlways,
+                    OptionKind::AllowOnce,
+                    OptionKind::RejectOnce
+                ],
+                "{agent}"
+            );
+        }
+    }
 }

@@ -33,7 +33,8 @@
 //! - `nap MS`: a chunk `napping`, then as `sleep MS`.
 //! - `crash`: a chunk, then the process exits with code 3 mid-turn.
 //! - `hang`: never answers the prompt, ignores cancel.
-//! - `fail`: answers the prompt with a JSON-RPC error (`-32603`).
+//! - `fail DETAILS`: the prompt fails with `-32603 Internal error` and
+//!   `data.details: DETAILS` (what qwen answers when its model is unreachable).
 //! - `garbage`: non-JSON lines on stdout, then a chunk `after garbage`.
 //! - `bigline BYTES`: one `session/update` line with BYTES of text.
 //! - `ext`: sends `craft/drainMidTurnQueue` to the client; a chunk reports

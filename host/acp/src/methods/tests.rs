@@ -296,3 +296,104 @@ fn small_param_builders() {
         json!({"sessionId": "s", "configId": "model", "value": "m"})
     );
 }
+
+/// claude-code-acp (0.16.2) names the tool and its kind only in its `tool_call` updates; its
+/// permission request has neither. The note taken from the update completes the request.
+#[test]
+fn claudes_permission_request_is_completed_from_its_tool_call_update() {
+    let update = raw(json!({"sessionId": "s", "update": {
+        "_meta": {"claudeCode": {"toolName": "mcp__acp__Write"}},
+        "toolCallId": "toolu_1", "sessionUpdate": "tool_call", "rawInput": {"file_path": "/w/a"},
+        "status": "pending", "title": "Write /w/a", "kind": "edit", "content": [], "locations": []
+    }}));
+    let note = ToolCallNote::from_update(&update).unwrap();
+    assert_eq!(
+        note,
+        ToolCallNote {
+            tool_call_id: "toolu_1".into(),
+            kind: Some("edit".into()),
+            tool_name: Some("mcp__acp__Write".into())
+        }
+    );
+    let mut request = PermissionRequest::parse(&raw(json!({
+        "sessionId": "s",
+        "toolCall": {"toolCallId": "toolu_1", "rawInput": {"file_path": "/w/a"}, "title": "Write /w/a"},
+        "options": [{"kind": "allow_once", "name": "Allow", "optionId": "allow"}]
+    })))
+    .unwrap();
+    assert_eq!(
+        (
+            request.tool_call.kind.as_str(),
+            request.tool_call.tool_name.as_deref()
+        ),
+        ("other", None)
+    );
+    request.tool_call.complete_from(&note);
+    assert_eq!(request.tool_call.kind, "edit");
+    assert_eq!(
+        request.tool_call.tool_name.as_deref(),
+        Some("mcp__acp__Write")
+    );
+    // What the agent sent itself wins; chunks and kind-less updates make no note.
+    let mut qwen = request.tool_call.clone();
+    qwen.kind = "execute".into();
+    qwen.tool_name = Some("run_shell_command".into());
+    qwen.complete_from(&note);
+    assert_eq!(
+        (qwen.kind.as_str(), qwen.tool_name.as_deref()),
+        ("execute", Some("run_shell_command"))
+    );
+    let chunk = raw(
+        json!({"sessionId": "s", "update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "tool_call"}}}),
+    );
+    assert_eq!(ToolCallNote::from_update(&chunk), None);
+    let bare = raw(
+        json!({"sessionId": "s", "update": {"sessionUpdate": "tool_call_update", "toolCallId": "t", "status": "completed"}}),
+    );
+    assert_eq!(ToolCallNote::from_update(&bare), None);
+}
+
+/// The options each real agent offers for a write (checked against gemini-cli 0.61.0 and
+/// claude-code-acp 0.16.2): a plain reject finds each agent's own reject option by kind, and
+/// the new-session modes are read so the daemon can put the session in its asking mode.
+#[test]
+fn every_real_agents_write_options_have_a_reject_by_kind() {
+    let options = |list: serde_json::Value| {
+        PermissionRequest::parse(&raw(json!({
+            "sessionId": "s", "toolCall": {"toolCallId": "c", "kind": "edit"}, "options": list
+        })))
+        .unwrap()
+    };
+    let gemini = options(json!([
+        {"optionId": "proceed_always", "name": "Allow All Edits", "kind": "allow_always"},
+        {"optionId": "proceed_once", "name": "Allow", "kind": "allow_once"},
+        {"optionId": "cancel", "name": "Reject", "kind": "reject_once"}
+    ]));
+    assert_eq!(gemini.reject_option().unwrap().option_id, "cancel");
+    let claude = options(json!([
+        {"optionId": "allow_always", "name": "Always Allow", "kind": "allow_always"},
+        {"optionId": "allow", "name": "Allow", "kind": "allow_once"},
+        {"optionId": "reject", "name": "Reject", "kind": "reject_once"}
+    ]));
+    assert_eq!(claude.reject_option().unwrap().option_id, "reject");
+
+    let created = NewSessionInfo::parse(&json!({
+        "sessionId": "s",
+        "modes": {"currentModeId": "default", "availableModes": [
+            {"id": "default", "name": "Default"}, {"id": "acceptEdits", "name": "Accept Edits"},
+            {"id": "plan", "name": "Plan"}, {"name": "no id"}
+        ]}
+    }))
+    .unwrap();
+    let modes = created.modes.unwrap();
+    assert_eq!(modes.current_mode_id.as_deref(), Some("default"));
+    assert_eq!(modes.available, ["default", "acceptEdits", "plan"]);
+    assert!(NewSessionInfo::parse(&json!({"sessionId": "s"}))
+        .unwrap()
+        .modes
+        .is_none());
+    assert_eq!(
+        set_mode_params("s", "default"),
+        json!({"sessionId": "s", "modeId": "default"})
+    );
+}

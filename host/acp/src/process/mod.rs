@@ -15,7 +15,7 @@
 pub mod guard;
 mod stderr;
 
-pub use stderr::{STDERR_LINE_CAP, STDERR_TARGET};
+pub use stderr::{StderrTail, STDERR_LINE_CAP, STDERR_TARGET};
 
 use std::fmt;
 use std::io;
@@ -91,6 +91,8 @@ pub struct AgentProcess {
     guarded: bool,
     cwd: PathBuf,
     exit: ExitWatch,
+    /// The last lines of its stderr, for error messages.
+    stderr_tail: std::sync::Arc<StderrTail>,
 }
 
 /// A cloneable handle that learns when the agent's direct child exits, for
@@ -198,7 +200,9 @@ impl AgentProcess {
         tracing::info!(pid, cwd = %cwd.display(), command = %command, guarded = guard.is_some(), "agent started");
 
         let log_cwd = cwd.to_owned();
-        tokio::spawn(async move { stderr::forward_stderr(stderr, pid, &log_cwd).await });
+        let stderr_tail = std::sync::Arc::new(StderrTail::default());
+        let tail = stderr_tail.clone();
+        tokio::spawn(async move { stderr::forward_stderr(stderr, pid, &log_cwd, &tail).await });
 
         let (tx, rx) = watch::channel(None);
         let log_cwd = cwd.to_owned();
@@ -221,8 +225,15 @@ impl AgentProcess {
             guarded: guard.is_some(),
             cwd: cwd.to_owned(),
             exit: ExitWatch { rx },
+            stderr_tail,
         };
         Ok((process, stdin, stdout))
+    }
+
+    /// The last (at most 10) lines the agent wrote on stderr, once its stderr
+    /// closed or `wait` passed.
+    pub async fn stderr_tail(&self, wait: Duration) -> Vec<String> {
+        self.stderr_tail.lines(wait).await
     }
 
     /// The direct child's pid (also the process group id).

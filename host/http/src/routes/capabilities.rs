@@ -39,6 +39,8 @@ pub async fn capabilities<B: Backend>(State(app): State<AppState<B>>) -> Json<Va
         "features": &*app.features,
         "modelServices": [],
         "policy": policy_json(&policy),
+        // The names `POST /session` accepts as `agent`, the default first.
+        "agents": app.backend.agent_names(),
     }))
 }
 

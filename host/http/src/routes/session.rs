@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::fields::{check_path_text, optional_string, required_string};
 use crate::state::AppState;
 
-/// `POST /session` → 200 `{sessionId, workspaceCwd, attached}`.
+/// `POST /session` → 200 `{sessionId, workspaceCwd, attached, agent}`.
 pub async fn create<B: Backend>(
     State(app): State<AppState<B>>,
     JsonObject(body): JsonObject,
@@ -25,6 +25,7 @@ pub async fn create<B: Backend>(
         "sessionId": created.session_id,
         "workspaceCwd": created.workspace_cwd,
         "attached": created.attached,
+        "agent": created.agent,
     })))
 }
 
@@ -49,6 +50,7 @@ fn parse_create(body: &Map<String, Value>) -> Result<CreateSession, ApiError> {
         cwd,
         model_service_id: optional_string(body, "modelServiceId")?,
         scope,
+        agent: optional_string(body, "agent")?,
     })
 }
 

@@ -31,7 +31,7 @@ pub async fn list_sessions<B: Backend>(
         .await?
         .into_iter()
         .map(|summary| {
-            json!({ "sessionId": summary.session_id, "workspaceCwd": summary.workspace_cwd })
+            json!({ "sessionId": summary.session_id, "workspaceCwd": summary.workspace_cwd, "agent": summary.agent })
         })
         .collect();
     Ok(Json(json!({ "sessions": sessions })))

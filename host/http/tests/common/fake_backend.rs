@@ -113,6 +113,7 @@ impl Backend for FakeBackend {
                 session_id: "s-1".into(),
                 workspace_cwd: req.cwd.display().to_string(),
                 attached: req.scope == Some(SessionScope::Single),
+                agent: req.agent.unwrap_or_else(|| "default".into()),
             }),
         }
     }
@@ -186,6 +187,7 @@ impl Backend for FakeBackend {
         Ok(vec![SessionSummary {
             session_id: "s-1".into(),
             workspace_cwd: cwd.display().to_string(),
+            agent: "default".into(),
         }])
     }
 

@@ -50,10 +50,12 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
             agent.wire.exit(3).await
         }
         "hang" => return None,
+        // `fail DETAILS`: the prompt fails the way qwen's does when its model
+        // is unreachable (`-32603` with `data.details`).
         "fail" => {
-            return Some(Err(
-                json!({"code": -32603, "message": "fake agent: this prompt fails"}),
-            ))
+            return Some(Err(json!({
+                "code": -32603, "message": "Internal error", "data": {"details": rest}
+            })))
         }
         "garbage" => turn.garbage().await,
         "bigline" => turn.chunk(&"x".repeat(number(rest, 0) as usize)).await,
