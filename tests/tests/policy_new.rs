@@ -63,7 +63,7 @@ fn files(dir: &Path) -> Vec<(PathBuf, String)> {
 }
 
 #[test]
-fn policy_new_writes_a_crate_that_builds_outside_the_checkout_and_passes_its_cases() {
+fn policy_new_writes_a_standalone_crate_that_builds_and_passes_its_cases() {
     let temp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let dir = temp.path().join("policy-new-e2e");
     let dir_arg = dir.to_str().unwrap();
