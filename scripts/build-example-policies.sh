@@ -3,6 +3,8 @@
 #
 #   examples/policies/python  (componentize-py)  → target/example-policies/policy-python.wasm
 #   examples/policies/js      (ComponentizeJS)   → target/example-policies/policy-js.wasm
+#   examples/policies/rust    (the qserve SDK)   → target/example-policies/policy-rust.wasm
+#                             (built by guest/build.sh --policy: the twin the other two match)
 #
 # then checks each: it must export qserve:policy/decide@0.2.0 and import nothing but
 # qserve:policy/{host,types}@0.2.0 and WASI (read from the component with `jco wit`), and it
@@ -98,8 +100,18 @@ if [ "$(venv_versions)" != "$want_py" ]; then
     started=$(date +%s)
     if [ ! -x "$venv/bin/python" ]; then
         log "creating the venv $venv"
-        python3 -m venv "$venv" ||
-            die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+        if ! python3 -m venv "$venv"; then
+            # A fresh Debian machine has python3 without ensurepip; as root, install it.
+            rm -rf "$venv"
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+                log "python3 -m venv failed: installing python3-venv with apt-get"
+                apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv ||
+                    die "apt-get could not install python3-venv"
+                python3 -m venv "$venv" || die "python3 -m venv failed after installing python3-venv"
+            else
+                die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+            fi
+        fi
     fi
     log "installing componentize-py==$COMPONENTIZE_PY_VERSION wasmtime==$WASMTIME_PY_VERSION from PyPI"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
@@ -188,6 +200,15 @@ if [ "$with_wasi" = 1 ]; then
     # A policy host has no wasi:http: leave out what would import it, keep the rest.
     build policy-js-wasi "$examples/js" build_js --disable http fetch-event
 fi
+
+# ── the Rust twin: the same decisions on the SDK, built like any policy crate ───────────
+# (guest/build.sh finds or installs the guest toolchain; cargo rebuilds only what changed.)
+log "building policy-rust.wasm (guest/build.sh --policy examples/policies/rust)"
+bash "$repo/guest/build.sh" --policy "$examples/rust" ||
+    die "building policy-rust.wasm failed (rerun: bash guest/build.sh --policy examples/policies/rust)"
+cp "$examples/rust/target/policy-example-rust.wasm" "$out/policy-rust.wasm.tmp"
+mv "$out/policy-rust.wasm.tmp" "$out/policy-rust.wasm"
+built+=(policy-rust)
 
 # ── check the contract: exports and imports, read from the component itself ────────────
 for name in "${built[@]}"; do

@@ -3,8 +3,10 @@
 #   1. the npm packages the end-to-end tests use (real `qwen --acp`, DaemonClient), if missing
 #   2. every Wasm guest component, built from source (guest/build.sh installs its toolchain
 #      when it is missing and it may)
-#   3. the builtin policies compiled once into the tests' shared component cache
-#   4. cargo test --workspace
+#   3. the example policies in Rust, Python and JavaScript (scripts/build-example-policies.sh:
+#      toolchains from PyPI and npm at pinned versions; a missing package fails here, loudly)
+#   4. the builtin policies compiled once into the tests' shared component cache
+#   5. cargo test --workspace
 # Extra arguments go to `cargo test` (e.g. `bash scripts/test.sh -- --nocapture`).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,9 +14,14 @@ cd "$repo"
 
 bash scripts/npm-deps.sh
 bash guest/build.sh
+# The e2e tests run these through qserve-host (tests/tests/policy_languages.rs).
+bash scripts/build-example-policies.sh --no-test
 # Compile the builtin policies once into the cache every test daemon shares
 # (a debug build compiles builtin:rules in ~50 s; tests that start daemons
 # on it in parallel would each pay that, against their start-up timeout).
 cargo build -p qserve-host
 target/debug/qserve-host --cache-dir target/test-component-cache policy list
+for example in target/example-policies/policy-{rust,python,js}.wasm; do
+    target/debug/qserve-host --cache-dir target/test-component-cache policy check "$example"
+done
 cargo test --workspace "$@"

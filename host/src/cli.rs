@@ -84,6 +84,15 @@ pub enum PolicyCommand {
         #[arg(long, default_value_t = 20)]
         show: usize,
     },
+    /// Write a new Rust policy crate NAME that builds on its own: the starter
+    /// policy, a case table, and a copy of the SDK and the WIT it builds on.
+    New {
+        /// The crate's (package's) name, e.g. my-policy.
+        name: String,
+        /// The directory to write it into (default: ./NAME); must be absent or empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,12 +1,14 @@
 //! `qserve-host policy …`: work with policies without starting the daemon.
 //!
 //! `inspect`, `check`, `list` (here), `test` ([`test`]), `eval` ([`eval`]),
-//! `replay` ([`replay`]). They honour the deployment flags
+//! `replay` ([`replay`]), `new` ([`new`], which writes a policy crate and
+//! loads nothing). They honour the deployment flags
 //! (`--policy-memory-mib`, `--policy-deadline-ms`, `--cache-dir`,
 //! `--policy-config`) wherever they are on the command line.
 
 mod cases;
 mod eval;
+mod new;
 mod outcome;
 mod replay;
 mod test;
@@ -20,6 +22,10 @@ use crate::cli::{PolicyCommand, ServeArgs};
 use crate::guests;
 
 pub async fn run(command: PolicyCommand, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    // Writes files only: no engine, no component.
+    if let PolicyCommand::New { name, dir } = command {
+        return new::run(&name, dir);
+    }
     let engine = guests::engine(args)?;
     let options = guests::policy_options(args);
     let config = match &args.policy_config {
@@ -136,6 +142,7 @@ pub async fn run(command: PolicyCommand, args: &ServeArgs) -> anyhow::Result<Exi
             }
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::New { .. } => unreachable!("handled above"),
     }
 }
 
