@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of qserve, on a fresh clone as on a developer's machine:
-#   1. the npm packages the end-to-end tests use (real `qwen --acp`, DaemonClient), if missing
+#   1. the npm packages the end-to-end tests use (the real `qwen --acp`, `gemini --acp` and
+#      `claude-code-acp`, DaemonClient), if missing
 #   2. every Wasm guest component, built from source (guest/build.sh installs its toolchain
 #      when it is missing and it may)
 #   3. the example policies in Rust, Python and JavaScript (scripts/build-example-policies.sh:
@@ -16,9 +17,10 @@ bash scripts/npm-deps.sh
 bash guest/build.sh
 # The e2e tests run these through qserve-host (tests/tests/policy_languages.rs).
 bash scripts/build-example-policies.sh --no-test
-# Compile the builtin policies once into the cache every test daemon shares
-# (a debug build compiles builtin:rules in ~50 s; tests that start daemons
-# on it in parallel would each pay that, against their start-up timeout).
+# Compile the builtin and example policies once into the cache every test
+# daemon shares (even with cranelift optimized in the dev profile, the Python
+# and JS components take ~25 s of CPU each; tests that start daemons on them
+# in parallel would each pay that, against their start-up timeout).
 cargo build -p qserve-host
 target/debug/qserve-host --cache-dir target/test-component-cache policy list
 for example in target/example-policies/policy-{rust,python,js}.wasm; do
