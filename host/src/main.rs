@@ -127,6 +127,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .to_vec(),
         model_switch_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(3),
+        cancel_grace: args.cancel_grace,
+        prompt_deadline: (args.prompt_deadline_ms > 0)
+            .then(|| Duration::from_millis(args.prompt_deadline_ms)),
+        session_idle_timeout: (args.session_idle_timeout_ms > 0)
+            .then(|| Duration::from_millis(args.session_idle_timeout_ms)),
+        max_pending_prompts: args.max_pending_prompts_per_session,
     };
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);

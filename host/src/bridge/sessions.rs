@@ -31,6 +31,8 @@ pub struct LiveSession {
     pub model_option: Option<String>,
     /// How the session is shared (part of every decision's context).
     pub scope: Scope,
+    /// Prompt queue count, cancels, last activity (see `prompts.rs`).
+    pub turn: super::prompts::TurnState,
 }
 
 /// A create in flight: single-scope callers that asked meanwhile wait on it.
@@ -278,6 +280,7 @@ impl Inner {
             model_turn: Default::default(),
             model_option,
             scope,
+            turn: Default::default(),
         });
         self.sessions
             .lock()
@@ -354,14 +357,19 @@ impl Inner {
     /// `DELETE /session/:id`: end it for everyone, tell the agent, and stop
     /// the agent when this was its last session.
     pub(super) async fn close(self: Arc<Self>, session_id: &str) -> Result<(), BackendError> {
+        self.close_because(session_id, json!({ "reason": "closed" }))
+            .await
+    }
+
+    /// Close a session for everyone; `end` is its `session_died` data (and
+    /// its tombstone's reason).
+    pub(super) async fn close_because(
+        self: Arc<Self>,
+        session_id: &str,
+        end: Value,
+    ) -> Result<(), BackendError> {
         let live = self.session(session_id)?;
-        self.end_session(
-            &live.id,
-            SessionEnd {
-                data: json!({ "reason": "closed" }),
-            },
-        )
-        .await;
+        self.end_session(&live.id, SessionEnd { data: end }).await;
         let host = &live.agent;
         if host.supports_close.get() == Some(&true) {
             let close = host.conn.request(

@@ -32,6 +32,7 @@
 //! - `sleep MS`: waits; ends early with `cancelled` on `session/cancel`.
 //! - `crash`: a chunk, then the process exits with code 3 mid-turn.
 //! - `hang`: never answers the prompt, ignores cancel.
+//! - `stuck TEXT`: a chunk TEXT, then like `hang`.
 //! - `garbage`: non-JSON lines on stdout, then a chunk `after garbage`.
 //! - `bigline BYTES`: one `session/update` line with BYTES of text.
 //! - `ext`: sends `craft/drainMidTurnQueue` to the client; a chunk reports
