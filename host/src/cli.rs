@@ -115,7 +115,12 @@ pub struct ServeArgs {
     pub admin_token: Option<String>,
     /// Live sessions plus in-flight creates, daemon-wide; 0 = unlimited.
     /// (`--max-total-sessions`, `qwen serve`'s name for a daemon-wide cap, is the same flag.)
-    #[arg(long, env = "QSERVE_MAX_SESSIONS", default_value_t = 20, alias = "max-total-sessions")]
+    #[arg(
+        long,
+        env = "QSERVE_MAX_SESSIONS",
+        default_value_t = 20,
+        alias = "max-total-sessions"
+    )]
     pub max_sessions: u32,
     /// Open client connections; 0 = unlimited. Past it a connection gets an
     /// immediate 503 and is closed.
@@ -224,7 +229,11 @@ pub struct ServeArgs {
     pub session_idle_timeout_ms: u64,
     /// Prompts running or queued per session; one more gets 503
     /// `prompt_queue_full` (0 = unlimited).
-    #[arg(long, env = "QSERVE_MAX_PENDING_PROMPTS_PER_SESSION", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "QSERVE_MAX_PENDING_PROMPTS_PER_SESSION",
+        default_value_t = 5
+    )]
     pub max_pending_prompts_per_session: u32,
 }
 

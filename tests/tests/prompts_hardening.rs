@@ -105,7 +105,12 @@ async fn a_full_prompt_queue_is_refused_with_prompt_queue_full() {
     // not depend on when a concurrently sent prompt reaches the daemon.
     let daemon = std::sync::Arc::new(
         daemon(
-            &["--max-pending-prompts-per-session", "1", "--cancel-grace", "200ms"],
+            &[
+                "--max-pending-prompts-per-session",
+                "1",
+                "--cancel-grace",
+                "200ms",
+            ],
             &[],
         )
         .await,

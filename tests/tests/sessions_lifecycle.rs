@@ -36,9 +36,7 @@ async fn a_closed_session_answers_404_session_ended_with_the_reason() {
     let (status, body) = prompt(&daemon, &session, "echo late").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "session_ended");
-    let (status, body) = daemon
-        .get_json(&format!("/session/{session}/events"))
-        .await;
+    let (status, body) = daemon.get_json(&format!("/session/{session}/events")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "session_ended");
 
@@ -84,9 +82,7 @@ async fn an_idle_session_without_subscribers_is_reaped_and_a_watched_one_is_not(
     let mut events = daemon.subscribe(&watched, None).await;
 
     assert!(
-        daemon
-            .wait_for_log("reaping an idle session", WAIT)
-            .await,
+        daemon.wait_for_log("reaping an idle session", WAIT).await,
         "no session was reaped:\n{}",
         daemon.log()
     );
@@ -131,7 +127,15 @@ async fn the_event_ring_is_bounded_by_bytes_and_keeps_the_newest_events() {
         ids.windows(2).all(|w| w[1] == w[0] + 1),
         "the newest events, without holes: {ids:?}"
     );
-    assert_eq!(*ids.last().unwrap(), 201, "200 chunks and the turn_complete");
+    assert_eq!(
+        *ids.last().unwrap(),
+        201,
+        "200 chunks and the turn_complete"
+    );
     assert!(bytes < 64 << 10, "{bytes} bytes replayed");
-    assert!(!daemon.log().contains("core guest fault"), "{}", daemon.log());
+    assert!(
+        !daemon.log().contains("core guest fault"),
+        "{}",
+        daemon.log()
+    );
 }

@@ -117,8 +117,10 @@ impl<I: IdSource> Core<I> {
         let session = self
             .registry
             .finish_create(reservation, agent_session_id, &mut self.ids)?;
-        self.rings
-            .insert(session.id.clone(), EventRing::new(self.limits.ring_size, self.limits.ring_bytes));
+        self.rings.insert(
+            session.id.clone(),
+            EventRing::new(self.limits.ring_size, self.limits.ring_bytes),
+        );
         self.permissions.track_session(&session.id);
         Ok(session)
     }

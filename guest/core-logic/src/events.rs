@@ -29,8 +29,7 @@ impl RingedEvent {
     /// What the event costs the ring: its strings (the bookkeeping around
     /// them is small and fixed).
     fn bytes(&self) -> u64 {
-        (self.kind.len() + self.data.len() + self.originator.as_ref().map_or(0, String::len))
-            as u64
+        (self.kind.len() + self.data.len() + self.originator.as_ref().map_or(0, String::len)) as u64
     }
 }
 

@@ -29,7 +29,10 @@ impl Inner {
     /// `session_died`, forget it. Idempotent.
     pub(super) async fn end_session(&self, session_id: &str, end: SessionEnd) {
         if self.sessions.lock().unwrap().remove(session_id).is_some() {
-            self.tombstones.lock().unwrap().insert(session_id, &end.data);
+            self.tombstones
+                .lock()
+                .unwrap()
+                .insert(session_id, &end.data);
         }
         let sid = session_id.to_owned();
         let data = end.data.to_string();

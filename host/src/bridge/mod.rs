@@ -235,9 +235,7 @@ impl Inner {
             .lock()
             .unwrap()
             .ended(session_id)
-            .unwrap_or_else(|| {
-                BackendError::NotFound(format!("session {session_id} not found"))
-            })
+            .unwrap_or_else(|| BackendError::NotFound(format!("session {session_id} not found")))
     }
 }
 

@@ -53,7 +53,8 @@ impl Tombstones {
                 data: data.clone(),
             },
         );
-        self.order.push_back((session_id.to_owned(), Instant::now()));
+        self.order
+            .push_back((session_id.to_owned(), Instant::now()));
     }
 
     /// The 404 a route of an ended session answers, if it ended recently.
@@ -108,7 +109,9 @@ mod tests {
         }
         assert_eq!(tombstones.len(), MAX_TOMBSTONES);
         assert!(tombstones.ended("s0").is_none());
-        assert!(tombstones.ended(&format!("s{}", MAX_TOMBSTONES + 9)).is_some());
+        assert!(tombstones
+            .ended(&format!("s{}", MAX_TOMBSTONES + 9))
+            .is_some());
     }
 
     #[test]
