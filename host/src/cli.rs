@@ -134,8 +134,14 @@ pub struct ServeArgs {
     /// routes do not exist. Must differ from the client token.
     #[arg(long, env = "QSERVE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Live sessions plus in-flight creates; 0 = unlimited.
-    #[arg(long, env = "QSERVE_MAX_SESSIONS", default_value_t = 20)]
+    /// Live sessions plus in-flight creates, daemon-wide; 0 = unlimited.
+    /// (`--max-total-sessions`, `qwen serve`'s name for a daemon-wide cap, is the same flag.)
+    #[arg(
+        long,
+        env = "QSERVE_MAX_SESSIONS",
+        default_value_t = 20,
+        alias = "max-total-sessions"
+    )]
     pub max_sessions: u32,
     /// Open client connections; 0 = unlimited. Past it a connection gets an
     /// immediate 503 and is closed.
@@ -157,6 +163,10 @@ pub struct ServeArgs {
     /// Events retained per session for `Last-Event-ID` replay.
     #[arg(long, env = "QSERVE_EVENT_RING_SIZE", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
     pub event_ring_size: u32,
+    /// Bytes of events retained per session for replay; the oldest go first
+    /// (the newest event is always kept). 0 = bounded by count only.
+    #[arg(long, env = "QSERVE_EVENT_RING_BYTES", default_value_t = 8 << 20)]
+    pub event_ring_bytes: u64,
     /// Default session scope (a request's `sessionScope` overrides it).
     #[arg(long, env = "QSERVE_SESSION_SCOPE", value_enum, default_value_t = SessionScopeArg::Single)]
     pub session_scope: SessionScopeArg,
@@ -273,6 +283,27 @@ pub struct ServeArgs {
     /// Log format on stderr. Filter with RUST_LOG (default: info).
     #[arg(long, env = "QSERVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How long an agent has to end a prompt after `POST …/cancel` (or the
+    /// prompt deadline) before the prompt ends `cancelled` without it:
+    /// `500ms`, `10s`, or a number of seconds.
+    #[arg(long, env = "QSERVE_CANCEL_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub cancel_grace: Duration,
+    /// Wall-clock cap on one prompt (ms; 0 = none): then it is cancelled,
+    /// and ends `cancelled` at the latest after `--cancel-grace`.
+    #[arg(long, env = "QSERVE_PROMPT_DEADLINE_MS", default_value_t = 0)]
+    pub prompt_deadline_ms: u64,
+    /// A session with no subscriber and no activity for this long is closed
+    /// (ms; 0 = never).
+    #[arg(long, env = "QSERVE_SESSION_IDLE_TIMEOUT_MS", default_value_t = 30 * 60 * 1000)]
+    pub session_idle_timeout_ms: u64,
+    /// Prompts running or queued per session; one more gets 503
+    /// `prompt_queue_full` (0 = unlimited).
+    #[arg(
+        long,
+        env = "QSERVE_MAX_PENDING_PROMPTS_PER_SESSION",
+        default_value_t = 5
+    )]
+    pub max_pending_prompts_per_session: u32,
 }
 
 impl ServeArgs {
@@ -312,6 +343,25 @@ impl ServeArgs {
         );
         Ok(Some(token))
     }
+}
+
+/// `500ms`, `10s` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_ms) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1000)
+    } else {
+        (text, 1000)
+    };
+    number
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("expected e.g. `500ms`, `10s` or `10`, got {text:?}"))
 }
 
 fn parse_sha256(text: &str) -> Result<String, String> {

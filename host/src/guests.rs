@@ -98,6 +98,7 @@ fn core_limits(args: &ServeArgs) -> CoreLimits {
     CoreLimits {
         max_sessions: args.max_sessions,
         ring_size: args.event_ring_size,
+        ring_bytes: args.event_ring_bytes,
         max_pending_permissions: args.max_pending_permissions,
     }
 }

@@ -159,6 +159,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         stop_grace: Duration::from_secs(3),
         memory_budget: (args.memory_budget_mb > 0).then_some(args.memory_budget_mb << 20),
         agent_mode: args.agent_mode.clone(),
+        cancel_grace: args.cancel_grace,
+        prompt_deadline: (args.prompt_deadline_ms > 0)
+            .then(|| Duration::from_millis(args.prompt_deadline_ms)),
+        session_idle_timeout: (args.session_idle_timeout_ms > 0)
+            .then(|| Duration::from_millis(args.session_idle_timeout_ms)),
+        max_pending_prompts: args.max_pending_prompts_per_session,
     };
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);

@@ -241,8 +241,8 @@ async fn read_to_end_of_stream(mut socket: TcpStream, already: Vec<u8>) -> Vec<S
     frames
 }
 
-/// Reads one burst of `chunks` from the reader's stream: every id, until the burst's last
-/// chunk. Panics if the reader itself is evicted.
+/// Reads one burst of `chunks` from the reader's stream: every id, until the burst's
+/// `turn_complete`. Panics if the reader itself is evicted.
 async fn read_burst(reader: &mut SseStream, chunks: u64, ids: &mut Vec<u64>) {
     loop {
         let (frame, envelope) = reader
@@ -257,7 +257,13 @@ async fn read_burst(reader: &mut SseStream, chunks: u64, ids: &mut Vec<u64>) {
             ids.len()
         );
         ids.push(envelope["id"].as_u64().expect("a numeric id"));
-        if chunk_index(&envelope) == Some(chunks - 1) {
+        // A burst ends with its turn's `turn_complete`, after its last chunk.
+        if frame.event.as_deref() == Some("turn_complete") {
+            assert_eq!(
+                ids.len() as u64 % (chunks + 1),
+                0,
+                "each burst is its chunks and its turn_complete"
+            );
             return;
         }
     }
@@ -309,7 +315,7 @@ async fn a_subscriber_that_stops_reading_is_evicted_while_another_gets_everythin
     bursts += 1;
     assert_eq!(
         ids,
-        (1..=bursts * BURST).collect::<Vec<_>>(),
+        (1..=bursts * (BURST + 1)).collect::<Vec<_>>(),
         "the reader got every event once, in order"
     );
     assert_eq!(

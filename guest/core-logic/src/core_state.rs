@@ -13,6 +13,9 @@ use crate::permissions::Outcome;
 use crate::permissions::{PendingPermissions, RegisterError, Resolution, VoteError};
 use crate::sessions::{FinishCreateError, OpenError, OpenOutcome, Scope, Session, SessionRegistry};
 
+/// Bytes of events a session's ring keeps by default.
+pub const DEFAULT_RING_BYTES: u64 = 8 << 20;
+
 /// The limits the core enforces (WIT `lifecycle.limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -20,16 +23,20 @@ pub struct Limits {
     pub max_sessions: u32,
     /// Events retained per session for replay (0 = none).
     pub ring_size: u32,
+    /// Bytes of events retained per session (0 = no byte bound).
+    pub ring_bytes: u64,
     /// Pending permission requests per session; more are refused.
     pub max_pending_permissions: u32,
 }
 
 impl Default for Limits {
-    /// The daemon's documented defaults: 20 sessions, 4000 events, 64 pending.
+    /// The daemon's documented defaults: 20 sessions, 4000 events within
+    /// 8 MiB, 64 pending.
     fn default() -> Self {
         Self {
             max_sessions: 20,
             ring_size: 4000,
+            ring_bytes: DEFAULT_RING_BYTES,
             max_pending_permissions: 64,
         }
     }
@@ -80,7 +87,7 @@ impl<I: IdSource> Core<I> {
         self.permissions
             .set_max_per_session(limits.max_pending_permissions);
         for ring in self.rings.values_mut() {
-            ring.set_capacity(limits.ring_size);
+            ring.set_limits(limits.ring_size, limits.ring_bytes);
         }
     }
 
@@ -110,8 +117,10 @@ impl<I: IdSource> Core<I> {
         let session = self
             .registry
             .finish_create(reservation, agent_session_id, &mut self.ids)?;
-        self.rings
-            .insert(session.id.clone(), EventRing::new(self.limits.ring_size));
+        self.rings.insert(
+            session.id.clone(),
+            EventRing::new(self.limits.ring_size, self.limits.ring_bytes),
+        );
         self.permissions.track_session(&session.id);
         Ok(session)
     }
@@ -156,7 +165,11 @@ impl<I: IdSource> Core<I> {
         self.remove(&session.id);
         self.rings.insert(
             session.id.clone(),
-            EventRing::continuing_after(last_event_id, self.limits.ring_size),
+            EventRing::continuing_after(
+                last_event_id,
+                self.limits.ring_size,
+                self.limits.ring_bytes,
+            ),
         );
         self.permissions.track_session(&session.id);
         self.registry.restore(session);
@@ -262,6 +275,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_sessions: 0,
         ring_size: 5,
+        ring_bytes: 0,
         max_pending_permissions: 4,
     };
 
@@ -432,6 +446,7 @@ mod tests {
             Limits {
                 max_sessions: 20,
                 ring_size: 4000,
+                ring_bytes: 8 << 20,
                 max_pending_permissions: 64
             }
         );

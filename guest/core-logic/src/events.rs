@@ -25,45 +25,83 @@ struct RingedEvent {
     originator: Option<String>,
 }
 
-/// One session's events: ids and the last `capacity` events.
+impl RingedEvent {
+    /// What the event costs the ring: its strings (the bookkeeping around
+    /// them is small and fixed).
+    fn bytes(&self) -> u64 {
+        (self.kind.len() + self.data.len() + self.originator.as_ref().map_or(0, String::len)) as u64
+    }
+}
+
+/// One session's events: ids and the newest events within two bounds — a
+/// count (`capacity`) and a byte budget (`max_bytes`; 0 = none) — so a few
+/// huge events cannot fill the core's memory where a count alone bounds
+/// nothing. The newest event is always kept, whatever its size (a line the
+/// agent may send is capped by the host), so a replay never has a hole.
 #[derive(Debug)]
 pub struct EventRing {
     retained: VecDeque<RingedEvent>,
     last_id: u64,
     capacity: usize,
+    max_bytes: u64,
+    /// Sum of [`RingedEvent::bytes`] over `retained`.
+    bytes: u64,
 }
 
 impl EventRing {
     /// An empty ring whose first event gets id 1.
-    pub fn new(capacity: u32) -> Self {
-        Self::continuing_after(0, capacity)
+    pub fn new(capacity: u32, max_bytes: u64) -> Self {
+        Self::continuing_after(0, capacity, max_bytes)
     }
 
     /// An empty ring whose first event gets id `last_id + 1`: a session
     /// restored after a core fault keeps its id sequence.
-    pub fn continuing_after(last_id: u64, capacity: u32) -> Self {
+    pub fn continuing_after(last_id: u64, capacity: u32, max_bytes: u64) -> Self {
         Self {
             retained: VecDeque::new(),
             last_id,
             capacity: capacity as usize,
+            max_bytes,
+            bytes: 0,
         }
     }
 
-    /// Rings an event, dropping the oldest when full; returns its id.
-    /// The strings are moved in, never copied.
+    /// Rings an event, dropping the oldest beyond the count or the byte
+    /// budget; returns its id. The strings are moved in, never copied.
     pub fn publish(&mut self, kind: String, data: String, originator: Option<String>) -> u64 {
         self.last_id += 1;
         if self.capacity > 0 {
             if self.retained.len() >= self.capacity {
-                self.retained.pop_front();
+                self.pop_oldest();
             }
-            self.retained.push_back(RingedEvent {
+            let event = RingedEvent {
                 kind,
                 data,
                 originator,
-            });
+            };
+            self.bytes += event.bytes();
+            self.retained.push_back(event);
+            self.evict_over_budget();
         }
         self.last_id
+    }
+
+    /// Bytes the retained events hold.
+    pub fn retained_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(event) = self.retained.pop_front() {
+            self.bytes -= event.bytes();
+        }
+    }
+
+    /// Oldest first, never the newest.
+    fn evict_over_budget(&mut self) {
+        while self.max_bytes > 0 && self.bytes > self.max_bytes && self.retained.len() > 1 {
+            self.pop_oldest();
+        }
     }
 
     /// Every retained event with id > `after`, oldest first.
@@ -96,10 +134,13 @@ impl EventRing {
     }
 
     /// Changes the retention; drops the oldest events beyond it at once.
-    pub fn set_capacity(&mut self, capacity: u32) {
+    pub fn set_limits(&mut self, capacity: u32, max_bytes: u64) {
         self.capacity = capacity as usize;
-        let excess = self.retained.len().saturating_sub(self.capacity);
-        self.retained.drain(..excess);
+        self.max_bytes = max_bytes;
+        while self.retained.len() > self.capacity {
+            self.pop_oldest();
+        }
+        self.evict_over_budget();
     }
 
     /// The id the oldest retained event has (`last_id + 1` when none is).
@@ -113,7 +154,7 @@ mod tests {
     use super::*;
 
     fn ring_with(capacity: u32, events: u64) -> EventRing {
-        let mut ring = EventRing::new(capacity);
+        let mut ring = EventRing::new(capacity, 0);
         for n in 1..=events {
             ring.publish("session_update".into(), format!("{{\"n\":{n}}}"), None);
         }
@@ -126,7 +167,7 @@ mod tests {
 
     #[test]
     fn ids_run_from_one_without_gaps() {
-        let mut ring = EventRing::new(3);
+        let mut ring = EventRing::new(3, 0);
         let assigned: Vec<u64> = (0..10)
             .map(|_| ring.publish("k".into(), "{}".into(), None))
             .collect();
@@ -136,7 +177,7 @@ mod tests {
 
     #[test]
     fn last_id_is_zero_before_the_first_event() {
-        let ring = EventRing::new(4);
+        let ring = EventRing::new(4, 0);
         assert_eq!(ring.last_id(), 0);
         assert!(ring.replay(0).is_empty());
     }
@@ -159,7 +200,7 @@ mod tests {
 
     #[test]
     fn replay_returns_the_payloads_that_were_published() {
-        let mut ring = EventRing::new(10);
+        let mut ring = EventRing::new(10, 0);
         ring.publish(
             "session_update".into(),
             "{\"a\":1}".into(),
@@ -196,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_continued_ring_resumes_the_sequence() {
-        let mut ring = EventRing::continuing_after(41, 4);
+        let mut ring = EventRing::continuing_after(41, 4, 0);
         assert_eq!(ring.last_id(), 41);
         assert!(
             ring.replay(0).is_empty(),
@@ -214,10 +255,57 @@ mod tests {
         assert!(ring.replay(0).is_empty());
     }
 
+    fn publish_bytes(ring: &mut EventRing, size: usize) -> u64 {
+        ring.publish("k".into(), "x".repeat(size - 1), None)
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_oldest_events() {
+        let mut ring = EventRing::new(4000, 1000);
+        for _ in 0..10 {
+            publish_bytes(&mut ring, 300);
+        }
+        assert_eq!(ids(&ring.replay(0)), vec![8, 9, 10]);
+        assert_eq!(ring.retained_bytes(), 900);
+        assert_eq!(ring.last_id(), 10);
+    }
+
+    #[test]
+    fn many_huge_events_stay_within_the_budget() {
+        // The case scaled down: 4000 events far bigger than the budget.
+        let mut ring = EventRing::new(4000, 8 << 10);
+        for _ in 0..4000 {
+            publish_bytes(&mut ring, 16 << 10);
+            assert!(ring.retained_bytes() <= 16 << 10);
+        }
+        assert_eq!(ids(&ring.replay(0)), vec![4000]);
+    }
+
+    #[test]
+    fn an_event_bigger_than_the_budget_is_kept_alone_and_goes_with_the_next() {
+        let mut ring = EventRing::new(4000, 1000);
+        publish_bytes(&mut ring, 100);
+        publish_bytes(&mut ring, 5000);
+        assert_eq!(ids(&ring.replay(0)), vec![2], "the newest event is kept");
+        publish_bytes(&mut ring, 100);
+        assert_eq!(ids(&ring.replay(0)), vec![3]);
+        assert_eq!(ring.retained_bytes(), 100);
+    }
+
+    #[test]
+    fn lowering_the_byte_budget_applies_at_once() {
+        let mut ring = EventRing::new(4000, 0);
+        for _ in 0..10 {
+            publish_bytes(&mut ring, 100);
+        }
+        ring.set_limits(4000, 250);
+        assert_eq!(ids(&ring.replay(0)), vec![9, 10]);
+    }
+
     #[test]
     fn shrinking_the_capacity_drops_the_oldest_events() {
         let mut ring = ring_with(10, 10);
-        ring.set_capacity(3);
+        ring.set_limits(3, 0);
         assert_eq!(ids(&ring.replay(0)), vec![8, 9, 10]);
         assert_eq!(ring.publish("k".into(), "{}".into(), None), 11);
         assert_eq!(ids(&ring.replay(0)), vec![9, 10, 11]);

@@ -179,6 +179,23 @@ pub enum BackendError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 404 `session_ended`: the session existed and ended recently (a
+    /// tombstone); `reason` says why (the agent's death, `closed`,
+    /// `reaped`) and `data` is its `session_died` data.
+    #[error("session {session_id} has ended: {reason}")]
+    SessionEnded {
+        session_id: String,
+        reason: String,
+        data: Value,
+    },
+    /// 503 `prompt_queue_full` + `Retry-After`: the session already has
+    /// `limit` prompts running or queued (as `qwen serve`).
+    #[error("prompt queue full for session {session_id} ({pending}/{limit} pending)")]
+    PromptQueueFull {
+        session_id: String,
+        limit: u32,
+        pending: u32,
+    },
     /// 503 `session_limit_exceeded` + `Retry-After: 5`.
     #[error("session limit reached ({max} sessions)")]
     SessionLimit { max: u32 },

@@ -14,6 +14,9 @@ use crate::backend::BackendError;
 /// Seconds a client should wait before retrying when the session cap is hit.
 pub const SESSION_LIMIT_RETRY_AFTER_SECS: u32 = 5;
 
+/// Seconds a client should wait before retrying when a session's prompt queue is full.
+pub const PROMPT_QUEUE_RETRY_AFTER_SECS: u32 = 5;
+
 /// Seconds a client should wait before retrying at the subscriber cap.
 pub const SUBSCRIBER_LIMIT_RETRY_AFTER_SECS: u32 = 5;
 
@@ -35,6 +38,10 @@ pub struct ApiError {
     pub retry_after_secs: Option<u32>,
     /// Adds `WWW-Authenticate: Bearer` (401 only).
     pub bearer_challenge: bool,
+    /// Members beside `error`/`code`/`data`, where a client reads them at the
+    /// top level (`DaemonClient` reads `prompt_queue_full`'s `sessionId`,
+    /// `limit`, `pendingCount` there).
+    pub extra: Option<Box<Map<String, Value>>>,
 }
 
 impl ApiError {
@@ -47,6 +54,7 @@ impl ApiError {
             fields: None,
             retry_after_secs: None,
             bearer_challenge: false,
+            extra: None,
         }
     }
 
@@ -87,6 +95,11 @@ impl ApiError {
         }
         if let Some(data) = &self.data {
             body.insert("data".into(), (**data).clone());
+        }
+        if let Some(extra) = &self.extra {
+            for (key, value) in extra.iter() {
+                body.entry(key.clone()).or_insert_with(|| value.clone());
+            }
         }
         Value::Object(body)
     }
@@ -142,6 +155,36 @@ impl From<BackendError> for ApiError {
             }
             BackendError::Forbidden(_) => Self::forbidden(message).with_code("policy_refused"),
             BackendError::NotFound(_) => Self::not_found(message),
+            BackendError::SessionEnded {
+                session_id,
+                reason,
+                data,
+            } => {
+                let mut extra = Map::new();
+                extra.insert("sessionId".into(), Value::String(session_id));
+                extra.insert("reason".into(), Value::String(reason));
+                Self {
+                    data: Some(Box::new(data)),
+                    extra: Some(Box::new(extra)),
+                    ..Self::not_found(message).with_code("session_ended")
+                }
+            }
+            BackendError::PromptQueueFull {
+                session_id,
+                limit,
+                pending,
+            } => {
+                let mut extra = Map::new();
+                extra.insert("sessionId".into(), Value::String(session_id));
+                extra.insert("limit".into(), Value::from(limit));
+                extra.insert("pendingCount".into(), Value::from(pending));
+                Self {
+                    retry_after_secs: Some(PROMPT_QUEUE_RETRY_AFTER_SECS),
+                    extra: Some(Box::new(extra)),
+                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+                        .with_code("prompt_queue_full")
+                }
+            }
             BackendError::SessionLimit { .. } => Self {
                 retry_after_secs: Some(SESSION_LIMIT_RETRY_AFTER_SECS),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)

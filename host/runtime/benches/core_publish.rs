@@ -35,6 +35,7 @@ fn limits() -> CoreLimits {
     CoreLimits {
         max_sessions: 0,
         ring_size: 4000,
+        ring_bytes: 8 << 20,
         max_pending_permissions: 64,
     }
 }
@@ -44,6 +45,7 @@ fn native_round(data: &str) -> Duration {
     core.configure(qserve_core_logic::Limits {
         max_sessions: 0,
         ring_size: 4000,
+        ring_bytes: 8 << 20,
         max_pending_permissions: 64,
     });
     let reservation = match core

@@ -15,6 +15,7 @@ fn core(max_sessions: u32, ring_size: u32, max_pending: u32) -> CoreGuest {
         CoreLimits {
             max_sessions,
             ring_size,
+            ring_bytes: 8 << 20,
             max_pending_permissions: max_pending,
         },
     )
@@ -195,6 +196,7 @@ fn the_embedded_core_is_a_working_core() {
         CoreLimits {
             max_sessions: 1,
             ring_size: 10,
+            ring_bytes: 8 << 20,
             max_pending_permissions: 4,
         },
     )
@@ -217,6 +219,7 @@ fn faulty_core() -> (
         CoreLimits {
             max_sessions: 0,
             ring_size: 100,
+            ring_bytes: 8 << 20,
             max_pending_permissions: 8,
         },
     )
@@ -349,6 +352,7 @@ fn a_core_whose_configure_hangs_fails_to_load_at_its_deadline() {
         CoreLimits {
             max_sessions: 0,
             ring_size: 100,
+            ring_bytes: 8 << 20,
             max_pending_permissions: 0xDEAD,
         },
     )

@@ -12,8 +12,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures::FutureExt as _;
-
 use qserve_acp::methods::{self, method as acp, InitializeInfo, ToolCallNote, ToolCallSummary};
 use qserve_acp::{
     AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Quirks, Responder,
@@ -294,19 +292,22 @@ impl Inner {
                     Incoming::Notification { method, params } if method == acp::SESSION_UPDATE => {
                         // Updates already queued behind this one go to the
                         // core together (one guest call per session's run).
+                        // The lookahead stops at an answer: a prompt's result
+                        // is delivered only after the updates sent before it
+                        // were handed to the hub (see `prompts.rs`).
                         let mut updates = vec![params];
                         while updates.len() < MAX_BATCH {
-                            match incoming.recv().now_or_never() {
-                                Some(Some(Incoming::Notification { method, params }))
+                            match incoming.try_recv_message() {
+                                Some(Incoming::Notification { method, params })
                                     if method == acp::SESSION_UPDATE =>
                                 {
                                     updates.push(params)
                                 }
-                                Some(Some(other)) => {
+                                Some(other) => {
                                     next = Some(other);
                                     break;
                                 }
-                                Some(None) | None => break,
+                                None => break,
                             }
                         }
                         self.on_updates(&host, updates).await;

@@ -162,6 +162,16 @@ impl Hub {
         })
     }
 
+    /// How many subscribers a session has now (those that left are forgotten).
+    pub fn subscriber_count(&mut self, session_id: &str) -> usize {
+        self.subscribers
+            .get_mut(session_id)
+            .map_or(0, |subscribers| {
+                subscribers.retain(|s| !s.queue.is_closed());
+                subscribers.len()
+            })
+    }
+
     /// Forget a session: its subscribers' queues close after what they hold
     /// (the terminal event published just before included).
     pub fn remove_session(&mut self, session_id: &str) {

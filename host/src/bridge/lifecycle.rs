@@ -28,7 +28,12 @@ impl Inner {
     /// End a session for every client: cancel its pending permissions, publish
     /// `session_died`, forget it. Idempotent.
     pub(super) async fn end_session(&self, session_id: &str, end: SessionEnd) {
-        self.sessions.lock().unwrap().remove(session_id);
+        if self.sessions.lock().unwrap().remove(session_id).is_some() {
+            self.tombstones
+                .lock()
+                .unwrap()
+                .insert(session_id, &end.data);
+        }
         let sid = session_id.to_owned();
         let data = end.data.to_string();
         let cancelled = self

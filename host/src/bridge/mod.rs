@@ -20,6 +20,8 @@
 //! | [`shadow`] | shadow mode: a candidate policy's verdicts, recorded, never acted on |
 //! | [`models`] | model switching |
 //! | [`lifecycle`] | an agent's death, daemon shutdown |
+//! | [`tombstones`] | why a recently ended session ended (404 `session_ended`) |
+//! | [`reaper`] | `--session-idle-timeout-ms`: idle sessions without subscribers are closed |
 
 mod agent;
 pub mod agent_defs;
@@ -31,8 +33,10 @@ mod models;
 mod permissions;
 mod policy_swap;
 mod prompts;
+mod reaper;
 mod sessions;
 mod shadow;
+mod tombstones;
 mod waiters;
 
 use std::collections::HashMap;
@@ -81,6 +85,14 @@ pub struct BridgeConfig {
     /// `--agent-mode`: the ACP session mode every session is put in, instead
     /// of the agent's asking mode from the quirks table.
     pub agent_mode: Option<String>,
+    /// `--cancel-grace`: how long an agent has to end a cancelled prompt.
+    pub cancel_grace: Duration,
+    /// `--prompt-deadline-ms`: wall-clock cap on a prompt (then cancelled).
+    pub prompt_deadline: Option<Duration>,
+    /// `--session-idle-timeout-ms`: sessions idle this long with no subscriber are reaped.
+    pub session_idle_timeout: Option<Duration>,
+    /// `--max-pending-prompts-per-session` (running + queued; 0 = unlimited).
+    pub max_pending_prompts: u32,
 }
 
 /// (agent name, canonical workspace): one agent process each.
@@ -115,6 +127,8 @@ pub(crate) struct Inner {
     in_flight: Mutex<HashMap<u64, InFlight>>,
     /// Set once shutdown starts: no new sessions.
     shutting_down: AtomicBool,
+    /// Recently ended sessions and why (bounded in count and time).
+    tombstones: Mutex<tombstones::Tombstones>,
 }
 
 impl Bridge {
@@ -148,8 +162,15 @@ impl Bridge {
                 sessions: Mutex::default(),
                 in_flight: Mutex::default(),
                 shutting_down: AtomicBool::new(false),
+                tombstones: Mutex::default(),
             }),
         };
+        if let Some(idle) = bridge.inner.config.session_idle_timeout {
+            tokio::spawn(reaper::reap_idle_sessions(
+                Arc::downgrade(&bridge.inner),
+                idle,
+            ));
+        }
         tokio::spawn(lifecycle::after_core_faults(
             Arc::downgrade(&bridge.inner),
             recoveries,
@@ -209,17 +230,19 @@ impl Inner {
     }
 
     fn session(&self, session_id: &str) -> Result<Arc<LiveSession>, BackendError> {
-        self.sessions
+        let live = self.sessions.lock().unwrap().get(session_id).cloned();
+        live.ok_or_else(|| self.session_not_found(session_id))
+    }
+
+    /// 404 for a session that is not live: `session_ended` with the reason
+    /// when it ended recently, a plain 404 otherwise.
+    fn session_not_found(&self, session_id: &str) -> BackendError {
+        self.tombstones
             .lock()
             .unwrap()
-            .get(session_id)
-            .cloned()
-            .ok_or_else(|| session_not_found(session_id))
+            .ended(session_id)
+            .unwrap_or_else(|| BackendError::NotFound(format!("session {session_id} not found")))
     }
-}
-
-fn session_not_found(session_id: &str) -> BackendError {
-    BackendError::NotFound(format!("session {session_id} not found"))
 }
 
 fn internal(message: impl Into<String>) -> BackendError {
@@ -251,12 +274,19 @@ impl Backend for Bridge {
         session_id: &str,
         last_event_id: Option<u64>,
     ) -> Result<Subscription, BackendError> {
-        let session_id = session_id.to_owned();
+        if let Some(live) = self.inner.sessions.lock().unwrap().get(session_id) {
+            live.turn.touch();
+        }
+        let sid = session_id.to_owned();
         self.inner
             .hub
-            .call(move |hub| hub.subscribe(&session_id, last_event_id))
+            .call(move |hub| hub.subscribe(&sid, last_event_id))
             .await
             .map_err(|_| internal("the core is not running"))?
+            .map_err(|err| match err {
+                BackendError::NotFound(_) => self.inner.session_not_found(session_id),
+                other => other,
+            })
     }
 
     async fn vote(&self, request_id: &str, outcome: VoteOutcome) -> Result<(), BackendError> {

@@ -35,6 +35,8 @@ pub struct LiveSession {
     /// The agent as this session's decisions name it, with the session mode
     /// the daemon put it in (or the agent reported).
     pub agent_info: AgentInfo,
+    /// Prompt queue count, cancels, last activity (see `prompts.rs`).
+    pub turn: super::prompts::TurnState,
 }
 
 /// A create in flight: single-scope callers that asked meanwhile wait on it.
@@ -311,6 +313,7 @@ impl Inner {
             model_option,
             scope,
             agent_info,
+            turn: Default::default(),
         });
         self.sessions
             .lock()
@@ -468,14 +471,19 @@ impl Inner {
     /// `DELETE /session/:id`: end it for everyone, tell the agent, and stop
     /// the agent when this was its last session.
     pub(super) async fn close(self: Arc<Self>, session_id: &str) -> Result<(), BackendError> {
+        self.close_because(session_id, json!({ "reason": "closed" }))
+            .await
+    }
+
+    /// Close a session for everyone; `end` is its `session_died` data (and
+    /// its tombstone's reason).
+    pub(super) async fn close_because(
+        self: Arc<Self>,
+        session_id: &str,
+        end: Value,
+    ) -> Result<(), BackendError> {
         let live = self.session(session_id)?;
-        self.end_session(
-            &live.id,
-            SessionEnd {
-                data: json!({ "reason": "closed" }),
-            },
-        )
-        .await;
+        self.end_session(&live.id, SessionEnd { data: end }).await;
         let host = &live.agent;
         if host.supports_close.get() == Some(&true) {
             let close = host.conn.request(

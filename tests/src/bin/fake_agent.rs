@@ -35,6 +35,7 @@
 //! - `hang`: never answers the prompt, ignores cancel.
 //! - `fail DETAILS`: the prompt fails with `-32603 Internal error` and
 //!   `data.details: DETAILS` (what qwen answers when its model is unreachable).
+//! - `stuck TEXT`: a chunk TEXT, then like `hang`.
 //! - `garbage`: non-JSON lines on stdout, then a chunk `after garbage`.
 //! - `bigline BYTES`: one `session/update` line with BYTES of text.
 //! - `ext`: sends `craft/drainMidTurnQueue` to the client; a chunk reports

@@ -52,6 +52,7 @@ impl lifecycle::Guest for CoreComponent {
             core.configure(logic::Limits {
                 max_sessions: limits.max_sessions,
                 ring_size: limits.ring_size,
+                ring_bytes: limits.ring_bytes,
                 max_pending_permissions: limits.max_pending_permissions,
             })
         })

@@ -191,11 +191,17 @@ impl Drop for Responder {
 #[derive(Debug)]
 pub struct IncomingReceiver {
     rx: mpsc::Receiver<Item>,
+    /// An answer [`try_recv_message`](Self::try_recv_message) met and left
+    /// for the next [`recv`](Self::recv) to deliver.
+    held_answer: Option<(Reply, Result<Value, RpcError>)>,
 }
 
 impl IncomingReceiver {
     /// The next message; `None` after [`Incoming::Closed`] was returned.
     pub async fn recv(&mut self) -> Option<Incoming> {
+        if let Some((reply, result)) = self.held_answer.take() {
+            let _ = reply.send(result);
+        }
         loop {
             match self.rx.recv().await? {
                 Item::Message(message) => return Some(message),
@@ -205,10 +211,31 @@ impl IncomingReceiver {
             }
         }
     }
+
+    /// A message already queued, without waiting — and without delivering
+    /// an answer queued before it: an answer stops the lookahead (`None`)
+    /// and is delivered by the next [`recv`](Self::recv). So a caller that
+    /// gathers queued messages into a batch still handles every message the
+    /// agent sent before an answer before that answer is delivered.
+    pub fn try_recv_message(&mut self) -> Option<Incoming> {
+        if self.held_answer.is_some() {
+            return None;
+        }
+        match self.rx.try_recv().ok()? {
+            Item::Message(message) => Some(message),
+            Item::Answer(reply, result) => {
+                self.held_answer = Some((reply, result));
+                None
+            }
+        }
+    }
 }
 
 impl Drop for IncomingReceiver {
     fn drop(&mut self) {
+        if let Some((reply, result)) = self.held_answer.take() {
+            let _ = reply.send(result);
+        }
         self.rx.close();
         while let Ok(item) = self.rx.try_recv() {
             if let Item::Answer(reply, result) = item {
@@ -309,7 +336,10 @@ impl Connection {
                 shared,
                 writer: writer_tx,
             },
-            IncomingReceiver { rx: incoming_rx },
+            IncomingReceiver {
+                rx: incoming_rx,
+                held_answer: None,
+            },
         )
     }
 

@@ -116,6 +116,14 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
                 .collect();
             turn.chunk(&format!("env: {}", report.join(" "))).await
         }
+        // --- session/prompt hardening (helper "sessions") ---
+        // `stuck TEXT`: a chunk TEXT (so a test knows the turn started),
+        // then never answers and ignores `session/cancel`.
+        "stuck" => {
+            turn.chunk(rest).await;
+            return None;
+        }
+        // --- end of session/prompt hardening ---
         other => turn.chunk(&format!("unknown command: {other}")).await,
     }
     let stop_reason = if turn.is_cancelled() {

@@ -547,3 +547,57 @@ async fn read_throughput() {
         N as f64 / elapsed.as_secs_f64()
     );
 }
+
+/// The bridge batches queued updates with `try_recv_message`: the lookahead
+/// must stop at an answer and leave it undelivered, or a prompt's result
+/// would overtake the updates sent before it (issue 11, finding 10).
+#[tokio::test]
+async fn the_lookahead_stops_at_an_answer_and_recv_delivers_it_after() {
+    let (conn, mut incoming, mut agent) = connect_undrained(ConnectionConfig::default());
+    let request = tokio::spawn({
+        let conn = conn.clone();
+        async move { conn.request("session/prompt", json!({})).await }
+    });
+    let id = agent.recv().await["id"].clone();
+    agent
+        .send(r#"{"jsonrpc":"2.0","method":"session/update","params":{"n":1}}"#)
+        .await;
+    agent
+        .send(&json!({"jsonrpc":"2.0","id":id,"result":{"stopReason":"end_turn"}}).to_string())
+        .await;
+    agent
+        .send(r#"{"jsonrpc":"2.0","method":"session/update","params":{"n":2}}"#)
+        .await;
+    let first = tokio::time::timeout(Duration::from_secs(5), incoming.recv())
+        .await
+        .expect("the first update")
+        .expect("open");
+    assert!(matches!(first, Incoming::Notification { .. }));
+    // Wait until the reader has queued the answer and the second update.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while incoming.rx.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reader queued both"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(incoming.try_recv_message().is_none(), "stops at the answer");
+    assert!(incoming.try_recv_message().is_none(), "and stays stopped");
+    tokio::task::yield_now().await;
+    assert!(!request.is_finished(), "the answer is not delivered yet");
+    let second = tokio::time::timeout(Duration::from_secs(5), incoming.recv())
+        .await
+        .expect("the second update")
+        .expect("open");
+    match second {
+        Incoming::Notification { params, .. } => assert_eq!(params.get(), r#"{"n":2}"#),
+        other => panic!("expected the second update, got {other:?}"),
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("the answer")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer["stopReason"], "end_turn");
+}
