@@ -391,7 +391,12 @@ await check('reconnect_with_last_event_id', async () => {
   const result = await within(STEP_TIMEOUT_MS, 'prompt(echo)', client.prompt(sessionId(), textPrompt('echo live-after-reconnect')));
   expectEqual(result.stopReason, 'end_turn', 'stopReason');
   const live = await tap.waitFor('the live chunk', (e) => chunkText(e) === 'live-after-reconnect');
-  expectEqual(live.id, state.chunkIds[4] + 1, 'id of the first live event after the replay');
+  // The first turn ended with its turn_complete (the id after its last chunk);
+  // the live chunk follows it with no gap.
+  const turnEnd = tap.events.find((e) => e.type === 'turn_complete');
+  expect(turnEnd, `no turn_complete replayed: ${tap.events.map((e) => e.type).join(',')}`);
+  expectEqual(turnEnd.id, state.chunkIds[4] + 1, 'id of the replayed turn_complete');
+  expectEqual(live.id, turnEnd.id + 1, 'id of the first live event after the replay');
   return { cursor, replayed, liveId: live.id };
 });
 
