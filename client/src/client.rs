@@ -136,6 +136,12 @@ impl Client {
         .await
     }
 
+    /// `GET /session/:id`: the session's workspace, agent and scope. A session
+    /// that ended recently is a 404 with code `session_ended` and the reason.
+    pub async fn session(&self, session_id: &str) -> Result<SessionInfo, ClientError> {
+        json_answer(self.request(Method::GET, self.url(&["session", session_id]))).await
+    }
+
     /// `DELETE /session/:id`: ends the session for every client.
     pub async fn delete_session(&self, session_id: &str) -> Result<(), ClientError> {
         empty_answer(self.request(Method::DELETE, self.url(&["session", session_id]))).await

@@ -17,6 +17,9 @@ pub struct CreateSession {
     /// `single` (attach to the workspace's live session) or `thread` (always new).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_scope: Option<SessionScope>,
+    /// A named agent (`--agent-def NAME=…`); `None`: the daemon's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 impl CreateSession {
@@ -25,6 +28,7 @@ impl CreateSession {
             cwd: cwd.into(),
             model_service_id: None,
             session_scope: None,
+            agent: None,
         }
     }
 }
@@ -45,6 +49,26 @@ pub struct SessionCreated {
     pub workspace_cwd: String,
     /// True when the request joined a live session instead of creating one.
     pub attached: bool,
+    /// The agent the session runs on (absent from daemons without named agents).
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+/// `GET /session/:id`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub workspace_cwd: String,
+    /// The agent the session runs on (`default` for `--agent`).
+    pub agent: String,
+    /// The agent's program name, e.g. `qwen`.
+    pub agent_command: String,
+    /// The ACP session mode the daemon put the session in, if the agent has modes.
+    pub agent_mode: Option<String>,
+    pub scope: SessionScope,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// An entry of `GET /workspace/:cwd/sessions`.

@@ -229,9 +229,16 @@ async fn the_event_stream_survives_forced_disconnects_without_loss_or_duplicates
     // The session's end ends the stream, even across a cut.
     proxy.cut_all();
     direct.delete_session(&session).await.unwrap();
-    let last = tokio::time::timeout(WAIT, events.next())
-        .await
-        .expect("the end in time");
+    // The last turn's turn_complete may still come first.
+    let last = loop {
+        let next = tokio::time::timeout(WAIT, events.next())
+            .await
+            .expect("the end in time");
+        match &next {
+            Some(Ok(event)) if event.kind != "session_died" => continue,
+            _ => break next,
+        }
+    };
     match last {
         Some(Ok(event)) => {
             assert_eq!(event.kind, "session_died", "{event:?}");
@@ -242,4 +249,48 @@ async fn the_event_stream_survives_forced_disconnects_without_loss_or_duplicates
         Some(Err(err)) => assert_eq!(err.status(), Some(404), "{err}"),
         None => panic!("the stream ended without saying why"),
     }
+}
+
+/// `GET /session/:id` names the session's agent (two named agents in one
+/// workspace), and an ended session says why (`session_ended`).
+#[tokio::test]
+async fn a_session_describes_its_agent_and_an_ended_one_says_why() {
+    let fake = qserve_e2e::fake_agent_path().display().to_string();
+    let daemon = daemon(&["--agent-def", &format!("second={fake}")], &[]).await;
+    let client = client_for(&daemon);
+    let ws = tempdir();
+    let cwd = ws.path().display().to_string();
+    let first = client
+        .create_session(&CreateSession::new(&cwd))
+        .await
+        .unwrap();
+    let mut on_second = CreateSession::new(&cwd);
+    on_second.agent = Some("second".into());
+    let second = client.create_session(&on_second).await.unwrap();
+    assert_ne!(first.session_id, second.session_id);
+    assert_eq!(second.agent.as_deref(), Some("second"));
+
+    let info = client.session(&second.session_id).await.unwrap();
+    assert_eq!(info.agent, "second");
+    assert_eq!(info.agent_command, "fake-agent");
+    assert_eq!(info.workspace_cwd, first.workspace_cwd);
+    assert_eq!(info.scope, SessionScope::Single);
+    assert_eq!(
+        client.session(&first.session_id).await.unwrap().agent,
+        "default"
+    );
+
+    client.delete_session(&second.session_id).await.unwrap();
+    let ended = client.session(&second.session_id).await.unwrap_err();
+    assert_eq!(
+        (ended.status(), ended.code()),
+        (Some(404), Some("session_ended")),
+        "{ended}"
+    );
+    let unknown = client.session("no-such-session").await.unwrap_err();
+    assert_eq!(
+        (unknown.status(), unknown.code()),
+        (Some(404), None),
+        "{unknown}"
+    );
 }

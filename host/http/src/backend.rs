@@ -50,6 +50,21 @@ pub struct SessionSummary {
     pub agent: String,
 }
 
+/// `GET /session/:id`: what a live session is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub workspace_cwd: String,
+    /// The name of the agent the session runs on.
+    pub agent: String,
+    /// The agent's program, e.g. `qwen`.
+    pub agent_command: String,
+    /// The agent session mode the daemon put the session in, if any.
+    pub agent_mode: Option<String>,
+    /// `single` or `thread`.
+    pub scope: &'static str,
+}
+
 /// A client's vote on `POST /permission/:requestId`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VoteOutcome {
@@ -262,6 +277,15 @@ pub trait Backend: Send + Sync + 'static {
         request_id: &str,
         outcome: VoteOutcome,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// `GET /session/:id`. The default knows no session (404).
+    fn session_info(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<SessionInfo, BackendError>> + Send {
+        let message = format!("session {session_id} not found");
+        async move { Err(BackendError::NotFound(message)) }
+    }
 
     /// `cwd` is absolute (not necessarily canonical).
     fn list_workspace(

@@ -35,8 +35,8 @@ mod state;
 
 pub use backend::{
     Backend, BackendError, ComponentSource, ConfigSource, CreateSession, DeepHealth, EventFrame,
-    PolicyHealth, PolicyInfo, PolicyReload, SessionCreated, SessionScope, SessionSummary,
-    Subscription, VoteOutcome,
+    PolicyHealth, PolicyInfo, PolicyReload, SessionCreated, SessionInfo, SessionScope,
+    SessionSummary, Subscription, VoteOutcome,
 };
 pub use config::{HttpConfig, DEFAULT_MAX_BODY_BYTES};
 pub use net::{validate_bind, validate_bind_with, BindError, BindPlan};

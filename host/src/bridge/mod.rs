@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use qserve_http::{
     Backend, BackendError, CreateSession, DeepHealth, PolicyHealth, PolicyInfo, PolicyReload,
-    SessionCreated, SessionSummary, Subscription, VoteOutcome,
+    SessionCreated, SessionInfo, SessionSummary, Subscription, VoteOutcome,
 };
 use qserve_runtime::{AgentInfo, Context, CoreGuest, GuestActor, Phase, Scope};
 
@@ -291,6 +291,21 @@ impl Backend for Bridge {
 
     async fn vote(&self, request_id: &str, outcome: VoteOutcome) -> Result<(), BackendError> {
         self.inner.vote(request_id, outcome).await
+    }
+
+    async fn session_info(&self, session_id: &str) -> Result<SessionInfo, BackendError> {
+        let live = self.inner.session(session_id)?;
+        Ok(SessionInfo {
+            session_id: live.id.clone(),
+            workspace_cwd: live.agent.workspace.clone(),
+            agent: live.agent_info.name.clone(),
+            agent_command: live.agent_info.command.clone(),
+            agent_mode: live.agent_info.mode.clone(),
+            scope: match live.scope {
+                Scope::Single => "single",
+                Scope::Thread => "thread",
+            },
+        })
     }
 
     async fn list_workspace(&self, cwd: PathBuf) -> Result<Vec<SessionSummary>, BackendError> {

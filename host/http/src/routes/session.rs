@@ -1,4 +1,4 @@
-//! Session lifecycle routes: create/attach, prompt, cancel, set model, close.
+//! Session lifecycle routes: create/attach, describe, prompt, cancel, set model, close.
 //! Each validates its input, calls the backend once, and shapes the answer.
 
 use std::path::PathBuf;
@@ -106,6 +106,24 @@ pub async fn set_model<B: Backend>(
         Value::Null => json!({}),
         other => other,
     }))
+}
+
+/// `GET /session/{id}` → 200 `{sessionId, workspaceCwd, agent, agentCommand,
+/// agentMode, scope}`; 404 (with `session_ended` and the reason for a
+/// session that ended recently).
+pub async fn info<B: Backend>(
+    State(app): State<AppState<B>>,
+    Path(session_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let info = app.backend.session_info(&session_id).await?;
+    Ok(Json(json!({
+        "sessionId": info.session_id,
+        "workspaceCwd": info.workspace_cwd,
+        "agent": info.agent,
+        "agentCommand": info.agent_command,
+        "agentMode": info.agent_mode,
+        "scope": info.scope,
+    })))
 }
 
 /// `DELETE /session/{id}` → 204.
