@@ -229,7 +229,13 @@ async fn with_qwens_package_defaults_a_write_still_asks_because_the_daemon_sets_
             .map(|c| String::from_utf8_lossy(&c).into_owned())
             .unwrap_or_default()
     };
-    let children = daemon.descendant_pids();
+    // Each agent runs under a guard (`qserve-agent-guard …`, whose argv
+    // repeats the agent's command line): count the agents themselves.
+    let children: Vec<u32> = daemon
+        .descendant_pids()
+        .into_iter()
+        .filter(|pid| !cmdline(pid).starts_with("qserve-agent-guard"))
+        .collect();
     let fake = children
         .iter()
         .filter(|pid| cmdline(pid).contains("fake-agent"))
