@@ -161,8 +161,7 @@ impl Daemon {
         if let Some(token) = &options.token {
             command.env("QSERVE_TOKEN", token);
         }
-        let mut child = command
-            .spawn()
+        let mut child = spawn_retrying_busy(&mut command)
             .unwrap_or_else(|error| panic!("spawning {}: {error}", binary.display()));
 
         let log = Arc::new(CapturedLog::default());
@@ -384,6 +383,24 @@ fn listening_url(line: &str) -> Option<String> {
 
 /// The compiled-component cache shared by the daemons of a test run
 /// (`target/test-component-cache`, beside the guests' own test cache).
+/// Spawns, retrying while the program is "text file busy" (ETXTBSY): a
+/// program a test has just written can still be open for writing in a child
+/// another test thread forked meanwhile (until that child execs and its
+/// close-on-exec descriptors go). A classic race of multi-threaded spawners.
+fn spawn_retrying_busy(command: &mut Command) -> std::io::Result<std::process::Child> {
+    const ETXTBSY: i32 = 26;
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(ETXTBSY) && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub fn shared_component_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")
 }
