@@ -107,3 +107,21 @@ fn workspace_root() -> &'static Path {
         .parent()
         .expect("tests/ is inside the workspace")
 }
+
+/// Runs `qserve-host ARGS` (a subcommand such as `policy test`) on the
+/// tests' shared component cache, without the caller's policy variables:
+/// (exit code, stdout, stderr).
+pub fn run_qserve_host(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(qserve_host_path())
+        .args(args)
+        .env("QSERVE_CACHE_DIR", crate::daemon::shared_component_cache())
+        .env_remove("QSERVE_COMPONENT")
+        .env_remove("QSERVE_POLICY_CONFIG")
+        .output()
+        .expect("run qserve-host");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

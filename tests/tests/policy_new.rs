@@ -15,8 +15,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use qserve_e2e::binaries::qserve_host_path;
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -24,23 +22,7 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
-fn qserve_host(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(qserve_host_path())
-        .args(args)
-        .env(
-            "QSERVE_CACHE_DIR",
-            qserve_e2e::daemon::shared_component_cache(),
-        )
-        .env_remove("QSERVE_COMPONENT")
-        .env_remove("QSERVE_POLICY_CONFIG")
-        .output()
-        .expect("run qserve-host");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use qserve_e2e::binaries::run_qserve_host as qserve_host;
 
 /// Every file under `dir` (skipping `target`), as (relative path, text).
 fn files(dir: &Path) -> Vec<(PathBuf, String)> {

@@ -5,31 +5,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use qserve_e2e::binaries::{fake_agent_path, qserve_host_path};
+use qserve_e2e::binaries::fake_agent_path;
 use qserve_e2e::daemon::{Daemon, DaemonOptions};
 use serde_json::Value;
 
-fn qserve_host(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(qserve_host_path())
-        .args(args)
-        .env(
-            "QSERVE_CACHE_DIR",
-            qserve_e2e::daemon::shared_component_cache(),
-        )
-        .env_remove("QSERVE_COMPONENT")
-        .env_remove("QSERVE_POLICY_CONFIG")
-        .output()
-        .expect("run qserve-host");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use qserve_e2e::binaries::run_qserve_host as qserve_host;
 
 fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
