@@ -415,3 +415,145 @@ async fn a_subscriber_that_keeps_up_gets_a_20000_event_burst_whole() {
     assert_eq!(burst.await.unwrap(), StatusCode::OK);
     assert!(!daemon.log().contains("evicted"), "{}", daemon.log());
 }
+
+/// Reads the bare socket's SSE frames until the first `turn_complete` (included). Panics on
+/// `client_evicted` or the end of the stream.
+async fn read_raw_until_turn_complete(mut socket: TcpStream, already: Vec<u8>) -> Vec<SseFrame> {
+    let mut decoder = ChunkedDecoder::default();
+    let mut parser = SseParser::default();
+    let mut frames = parser.push(&decoder.push(&already));
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(end) = frames.iter().position(|f| {
+            assert_ne!(
+                f.event.as_deref(),
+                Some("client_evicted"),
+                "the paused subscriber was evicted"
+            );
+            f.event.as_deref() == Some("turn_complete")
+        }) {
+            frames.truncate(end + 1);
+            return frames;
+        }
+        assert!(!decoder.finished, "the paused subscriber's stream ended");
+        let read = tokio::time::timeout(WAIT, socket.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no turn_complete within {WAIT:?} after {} frames",
+                    frames.len()
+                )
+            })
+            .expect("reading the paused subscriber's stream");
+        assert!(
+            read > 0,
+            "the daemon closed the paused subscriber after {} frames",
+            frames.len()
+        );
+        frames.extend(parser.push(&decoder.push(&buffer[..read])));
+    }
+}
+
+/// Finding 7: backpressure is per subscriber, never per agent. Two sessions share one agent
+/// (one workspace). A's subscriber stops reading during a burst far larger than its socket
+/// buffers and its queue; meanwhile B's updates and a permission request reach B's subscriber
+/// and B's turn ends, while A's subscriber is still connected, paused and not evicted. Then A
+/// reads again and gets every event of the burst, none lost, on the same connection.
+#[tokio::test]
+async fn a_paused_subscriber_holds_back_no_other_session_of_its_agent_and_loses_nothing() {
+    // ~17 MB: far beyond a paused socket's buffers (a few MB) and the 256-frame queue, well
+    // within what a session may hold for a lagging subscriber.
+    const CHUNKS: u64 = 4000;
+    const CHUNK_BYTES: u64 = 4096;
+    // `thread` scope: each create in the workspace is a session of its own, on its one agent.
+    let daemon = daemon(&["--session-scope", "thread"], &[]).await;
+    let ws = tempdir();
+    let (a, _) = create(&daemon, ws.path()).await;
+    let (b, _) = create(&daemon, ws.path()).await;
+    assert_ne!(a, b);
+
+    let (head, paused, body_start) = raw_subscribe(&daemon, &a).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // A second subscriber of A that keeps reading shows when the whole burst is out.
+    let mut a_reader = daemon.subscribe(&a, Some("0")).await;
+    let mut b_events = daemon.subscribe(&b, Some("0")).await;
+
+    let burst = tokio::spawn({
+        let url = daemon.url(&format!("/session/{a}/prompt"));
+        let http = daemon.http().clone();
+        async move {
+            let body = serde_json::json!({
+                "prompt": [{ "type": "text", "text": format!("chunks {CHUNKS} {CHUNK_BYTES}") }]
+            });
+            let response = http.post(url).json(&body).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    });
+    wait_event(&mut a_reader, "session_update", |e| {
+        chunk_index(e) == Some(CHUNKS - 1)
+    })
+    .await;
+    wait_event(&mut a_reader, "turn_complete", |_| true).await;
+
+    // B, on the same agent, is not held back by A's paused subscriber.
+    prompt_ok(&daemon, &b, "echo from b").await;
+    wait_chunk(&mut b_events, "from b").await;
+    let turn_b = tokio::spawn({
+        let url = daemon.url(&format!("/session/{b}/prompt"));
+        let http = daemon.http().clone();
+        async move {
+            let body =
+                serde_json::json!({ "prompt": [{ "type": "text", "text": "permission edit" }] });
+            let response = http.post(url).json(&body).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    });
+    let request = wait_event(&mut b_events, "permission_request", |_| true).await;
+    let request_id = request["data"]["requestId"].as_str().unwrap().to_owned();
+    let (status, body) = daemon
+        .post_json(
+            &format!("/permission/{request_id}"),
+            &serde_json::json!({ "outcome": { "outcome": "selected", "optionId": "proceed_once" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_chunk(&mut b_events, "outcome: selected proceed_once").await;
+    let (status, body) = turn_b.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A's turn ended too, although its paused subscriber has not read the burst.
+    let (status, body) = burst.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !daemon.log().contains("evicted"),
+        "A's paused subscriber was evicted while B was served\n{}",
+        daemon.log()
+    );
+
+    // A reads again: every event of the burst, in order, then its turn_complete.
+    let frames = read_raw_until_turn_complete(paused, body_start).await;
+    let events: Vec<&SseFrame> = frames.iter().filter(|f| f.data.is_some()).collect();
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|f| {
+            f.id.as_deref()
+                .expect("an id")
+                .parse()
+                .expect("a numeric id")
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "no gap, no repeat"
+    );
+    let chunks: Vec<u64> = events
+        .iter()
+        .filter_map(|f| chunk_index(&f.json().expect("JSON data")))
+        .collect();
+    assert_eq!(
+        chunks,
+        (0..CHUNKS).collect::<Vec<_>>(),
+        "the paused subscriber got every chunk of the burst"
+    );
+    assert!(!daemon.log().contains("evicted"), "{}", daemon.log());
+}

@@ -22,7 +22,6 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::agent_defs::AgentDef;
-use super::hub::hold_until_drained;
 use super::Inner;
 
 /// Updates that arrive for an agent session before its `session/new` answer
@@ -50,7 +49,8 @@ pub struct AgentHost {
     /// closed): its exit is then a normal stop, not an incident.
     pub stopping: std::sync::atomic::AtomicBool,
     routes: tokio::sync::Mutex<Routes>,
-    /// Publishes in flight from this agent; see [`hold_until_drained`].
+    /// Updates from this agent in flight to the hub (a slot is freed once
+    /// the hub ran the job; no subscriber holds one: see `fanout.rs`).
     publish_window: Arc<tokio::sync::Semaphore>,
     /// What the latest tool-call updates said (kind, tool name), newest
     /// last, to complete permission requests that leave them out.
@@ -61,10 +61,9 @@ pub struct AgentHost {
 /// updates closely, so a short memory is enough.
 const TOOL_CALL_NOTES: usize = 256;
 
-/// Updates from one agent that may be in flight to the hub at once. No more
-/// than a queue's congestion headroom, so a subscriber with that headroom
-/// can take everything in flight.
-const PUBLISH_WINDOW: usize = super::hub::CONGESTED_BELOW;
+/// Updates from one agent that may be in flight to the hub at once, so one
+/// agent's flood cannot fill the hub's queue ahead of everyone else.
+const PUBLISH_WINDOW: usize = 64;
 /// Most queued updates gathered into one run (two runs fit in the window).
 const MAX_BATCH: usize = PUBLISH_WINDOW / 2;
 
@@ -400,9 +399,8 @@ impl Inner {
         }
     }
 
-    /// Publish one session's run of updates in one hub job, holding a slot of
-    /// the agent's publish window until congested subscribers drained
-    /// ([`hold_until_drained`]).
+    /// Publish one session's run of updates in one hub job. The reader waits
+    /// only for the hub, never for a subscriber (see `fanout.rs`).
     async fn publish_updates(&self, host: &AgentHost, session_id: String, mut datas: Vec<String>) {
         // A run never needs more of the window than exists.
         while datas.len() > MAX_BATCH {
@@ -425,23 +423,13 @@ impl Inner {
         else {
             return;
         };
-        let runtime = tokio::runtime::Handle::current();
         let _ = self
             .hub
             .submit(move |hub| {
-                let mut congested = Vec::new();
-                let published = hub.publish_batch_noting_congestion(
-                    &session_id,
-                    "session_update",
-                    &datas,
-                    &mut congested,
-                );
-                if let Err(fault) = published {
+                if let Err(fault) = hub.publish_batch(&session_id, "session_update", &datas) {
                     tracing::error!("{fault}");
                 }
-                if !congested.is_empty() {
-                    runtime.spawn(hold_until_drained(congested, permit));
-                }
+                drop(permit);
             })
             .await;
     }

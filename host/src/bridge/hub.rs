@@ -7,67 +7,31 @@
 //! hub's thread, one after the other, a subscriber sees every event exactly
 //! once and in order — no lock, no gap, no duplicate.
 //!
-//! A subscriber whose queue is full is evicted (its queue closes and the SSE
-//! writer ends with `client_evicted`); nobody else waits for it, and a slow
-//! socket never grows the daemon's memory.
+//! Fan-out and backpressure are per session, in [`super::fanout`]: a
+//! subscriber that falls behind holds back only itself, within its session's
+//! bounded backlog; past it, it is evicted. Publishing never waits.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
-use qserve_http::{encode_event, BackendError, EventFrame, Subscription};
+use qserve_http::{encode_event, BackendError, Subscription};
 use qserve_runtime::{CoreFault, CoreGuest};
-use tokio::sync::mpsc;
 
-/// Frames a subscriber may have queued before it counts as fallen behind.
-pub const SUBSCRIBER_QUEUE: usize = 256;
-/// Subscribers per session; one more is refused with 429.
-pub const MAX_SUBSCRIBERS: usize = 64;
-/// A subscriber with fewer free slots than this slows its agent down.
-pub const CONGESTED_BELOW: usize = 64;
-/// How long an agent is held back for a congested subscriber; a subscriber
-/// that has not drained by then is evicted when its queue overflows.
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-/// Backpressure without a round trip per event: the agent's reader holds a
-/// permit per publish in flight; a publish that left a subscriber nearly full
-/// keeps its permit until that subscriber has drained (or the grace ran out).
-/// With every permit held, the reader stops reading the agent's stdout, and
-/// the agent waits on its pipe. So a subscriber that keeps up is never
-/// evicted by a burst; one that stops reading is, after the grace.
-pub async fn hold_until_drained(
-    congested: Vec<mpsc::Sender<EventFrame>>,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) {
-    let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
-    for queue in congested {
-        while queue.capacity() < CONGESTED_BELOW
-            && !queue.is_closed()
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-    drop(permit);
-}
-
-struct Subscriber {
-    queue: mpsc::Sender<EventFrame>,
-    evicted: Arc<AtomicBool>,
-}
+use super::fanout::{Fanout, Limits};
 
 /// State owned by the hub thread.
 pub struct Hub {
     pub core: CoreGuest,
-    subscribers: HashMap<String, Vec<Subscriber>>,
+    subscribers: HashMap<String, Fanout>,
+    /// Where lagging subscribers' drain tasks run.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Hub {
-    pub fn new(core: CoreGuest) -> Self {
+    pub fn new(core: CoreGuest, runtime: tokio::runtime::Handle) -> Self {
         Hub {
             core,
             subscribers: HashMap::new(),
+            runtime,
         }
     }
 
@@ -83,22 +47,18 @@ impl Hub {
             return Ok(None);
         };
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
-            let frame = encode_event(Some(id), kind, data, originator);
-            // Request-path events (permissions, models, lifecycle) are rare:
-            // nobody waits on their congestion.
-            fan_out(subscribers, frame, session_id, &mut Vec::new());
+            subscribers.send(encode_event(Some(id), kind, data, originator));
         }
         Ok(Some(id))
     }
 
     /// Ring a burst of one session's events of one kind with one core call,
-    /// then fan each out in order, noting congested queues.
-    pub fn publish_batch_noting_congestion(
+    /// then fan each out in order.
+    pub fn publish_batch(
         &mut self,
         session_id: &str,
         kind: &str,
         datas: &[String],
-        congested: &mut Vec<mpsc::Sender<EventFrame>>,
     ) -> Result<Option<u64>, CoreFault> {
         if datas.is_empty() {
             return Ok(None);
@@ -109,8 +69,7 @@ impl Hub {
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
             let first = last + 1 - datas.len() as u64;
             for (id, data) in (first..).zip(datas) {
-                let frame = encode_event(Some(id), kind, data, None);
-                fan_out(subscribers, frame, session_id, congested);
+                subscribers.send(encode_event(Some(id), kind, data, None));
             }
         }
         Ok(Some(last))
@@ -138,19 +97,11 @@ impl Hub {
                 Vec::new()
             }
         };
-        let subscribers = self.subscribers.entry(session_id.to_owned()).or_default();
-        subscribers.retain(|s| !s.queue.is_closed());
-        if subscribers.len() >= MAX_SUBSCRIBERS {
-            return Err(BackendError::TooManySubscribers {
-                max: MAX_SUBSCRIBERS as u32,
-            });
-        }
-        let (queue, live) = mpsc::channel(SUBSCRIBER_QUEUE);
-        let evicted = Arc::new(AtomicBool::new(false));
-        subscribers.push(Subscriber {
-            queue,
-            evicted: evicted.clone(),
-        });
+        let (live, evicted) = self
+            .subscribers
+            .entry(session_id.to_owned())
+            .or_insert_with(|| Fanout::new(session_id, Limits::DEFAULT, self.runtime.clone()))
+            .subscribe()?;
         let replay = replay
             .iter()
             .map(|e| encode_event(Some(e.id), &e.kind, &e.data, e.originator.as_deref()))
@@ -166,10 +117,7 @@ impl Hub {
     pub fn subscriber_count(&mut self, session_id: &str) -> usize {
         self.subscribers
             .get_mut(session_id)
-            .map_or(0, |subscribers| {
-                subscribers.retain(|s| !s.queue.is_closed());
-                subscribers.len()
-            })
+            .map_or(0, Fanout::count)
     }
 
     /// Forget a session: its subscribers' queues close after what they hold
@@ -180,34 +128,6 @@ impl Hub {
             tracing::error!("{fault}");
         }
     }
-}
-
-/// Hand one frame to every subscriber of a session: evict those whose queue
-/// is full, forget those that left, note those nearly full.
-fn fan_out(
-    subscribers: &mut Vec<Subscriber>,
-    frame: EventFrame,
-    session_id: &str,
-    congested: &mut Vec<mpsc::Sender<EventFrame>>,
-) {
-    subscribers.retain(
-        |subscriber| match subscriber.queue.try_send(frame.clone()) {
-            Ok(()) => {
-                if subscriber.queue.capacity() < CONGESTED_BELOW
-                    && !congested.iter().any(|c| c.same_channel(&subscriber.queue))
-                {
-                    congested.push(subscriber.queue.clone());
-                }
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                subscriber.evicted.store(true, Ordering::Release);
-                tracing::warn!(session = session_id, "subscriber fell behind; evicted");
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        },
-    );
 }
 
 pub fn core_unavailable(fault: CoreFault) -> BackendError {

@@ -9,6 +9,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`hub`] | the core guest + SSE fan-out, on one owner thread |
+//! | [`fanout`] | one session's subscribers: backpressure per subscriber, a bounded backlog per session, eviction |
 //! | [`agent`] | one agent process per (workspace, agent): spawn, initialize, dispatch |
 //! | [`agent_defs`] | the agents sessions can choose (`--agent`, `--agent-def NAME=…`) |
 //! | [`sessions`] | create/attach (coalesced, capped, reaped), list, close |
@@ -26,6 +27,7 @@
 mod agent;
 pub mod agent_defs;
 mod decisions;
+mod fanout;
 mod files;
 mod hub;
 mod lifecycle;
@@ -143,6 +145,7 @@ impl Bridge {
     ) -> Self {
         let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
         let agent_info = config.agents.default_agent().info();
+        let runtime = tokio::runtime::Handle::current();
         let bridge = Bridge {
             inner: Arc::new(Inner {
                 config,
@@ -153,7 +156,7 @@ impl Bridge {
                     core.on_recovery(move |recovery| {
                         let _ = recovered.send(recovery);
                     });
-                    Hub::new(core)
+                    Hub::new(core, runtime)
                 }),
                 policy,
                 shadow,
