@@ -193,3 +193,79 @@ async fn every_update_of_a_turn_is_in_the_ring_before_its_answer_then_turn_compl
         );
     }
 }
+
+/// The `turn_error` and `turn_complete` events read from `events` up to the first of `last`.
+async fn turn_ends_until(
+    events: &mut qserve_e2e::sse::SseStream,
+    last: &str,
+) -> Vec<(String, Value)> {
+    let mut ends = Vec::new();
+    loop {
+        let (frame, envelope) = events
+            .next_event(WAIT)
+            .await
+            .expect("the stream stays up")
+            .expect("no end of stream");
+        let kind = frame.event.unwrap_or_default();
+        if kind == "turn_error" || kind == "turn_complete" {
+            ends.push((kind.clone(), envelope));
+            if kind == last {
+                return ends;
+            }
+        }
+    }
+}
+
+fn kinds(ends: &[(String, Value)]) -> Vec<&str> {
+    ends.iter().map(|(kind, _)| kind.as_str()).collect()
+}
+
+/// A failed prompt says why on the stream: `turn_error` with the turn's `sessionId`, a `code`
+/// and a `message`, published before the HTTP answer (as `turn_complete`). Shown with the
+/// agent's error (502) and the prompt deadline; a turn that succeeds has none.
+#[tokio::test]
+async fn a_failed_turn_publishes_turn_error_before_its_http_answer() {
+    let daemon = daemon(
+        &["--prompt-deadline-ms", "500", "--cancel-grace", "300ms"],
+        &[],
+    )
+    .await;
+    let ws = tempdir();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let mut events = daemon.subscribe(&session, Some("0")).await;
+
+    // The agent's error: 502, and turn_error carries the same code and message.
+    let (status, body) = prompt(&daemon, &session, "fail Connection error.").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let ends = turn_ends_until(&mut events, "turn_error").await;
+    assert_eq!(kinds(&ends), ["turn_error"]);
+    let error = &ends[0].1["data"];
+    assert_eq!(error["sessionId"], session.as_str());
+    assert_eq!(error["code"], "agent_error");
+    assert_eq!(error["message"], body["error"], "the 502's message");
+
+    // The deadline, with an agent that ignores the cancel: turn_error, then the turn_complete
+    // that says `cancelled` as before. (A stray turn_complete of the failed turn would come
+    // first here.)
+    let (status, body) = prompt(&daemon, &session, "stuck ignoring the deadline").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ends = turn_ends_until(&mut events, "turn_complete").await;
+    assert_eq!(kinds(&ends), ["turn_error", "turn_complete"]);
+    let error = &ends[0].1["data"];
+    assert_eq!(error["code"], "prompt_deadline_exceeded");
+    assert_eq!(error["sessionId"], session.as_str());
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("--prompt-deadline-ms"),
+        "{error}"
+    );
+    assert_eq!(ends[1].1["data"]["reason"], "prompt_deadline_exceeded");
+
+    // A turn that succeeds has no turn_error.
+    prompt_ok(&daemon, &session, "echo fine").await;
+    let ends = turn_ends_until(&mut events, "turn_complete").await;
+    assert_eq!(kinds(&ends), ["turn_complete"]);
+    assert_eq!(ends[0].1["data"]["stopReason"], "end_turn");
+}

@@ -46,6 +46,11 @@ impl Renderer {
                 vec!["(the stream was cut; resuming where it stopped)".into()]
             }
             "turn_complete" => vec!["(turn complete)".into()],
+            "turn_error" => vec![format!(
+                "turn failed ({}): {}",
+                text(&data["code"]),
+                text(&data["message"])
+            )],
             // The card is drawn by the caller, which knows what is pending.
             "permission_request" => Vec::new(),
             other => vec![format!("({})", clean(other))],

@@ -13,6 +13,10 @@
 //! an answer), and `turn_complete` is published through the hub after them,
 //! before the HTTP answer goes out. So a client that sees the 200 (or the
 //! `turn_complete`) has every update of the turn in the ring.
+//!
+//! A turn that fails (the agent's error, its death, the prompt deadline, the
+//! cancel grace) publishes `turn_error` (`code`, `message`) the same way,
+//! before the HTTP answer: a client that only watches the stream learns why.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,7 +104,17 @@ impl Inner {
         let answer = self.run_turn(&live, params).await;
         cancel_if_dropped.armed = false;
         let answer = match answer {
-            Ok(answer) => answer,
+            Ok((answer, by_deadline)) => {
+                if by_deadline && answer.is_ok() {
+                    self.turn_error(
+                        &live.id,
+                        "prompt_deadline_exceeded",
+                        &self.deadline_message(),
+                    )
+                    .await;
+                }
+                answer
+            }
             Err(Forced::GraceExpired { deadline }) => {
                 tracing::warn!(
                     session = %live.id,
@@ -108,27 +122,41 @@ impl Inner {
                     "the agent did not end a cancelled prompt within the cancel grace; \
                      the prompt ends `cancelled` and its late answer is discarded"
                 );
-                let reason = if deadline {
-                    "prompt_deadline_exceeded"
+                let (reason, message) = if deadline {
+                    ("prompt_deadline_exceeded", self.deadline_message())
                 } else {
-                    "cancel_grace_expired"
+                    (
+                        "cancel_grace_expired",
+                        format!(
+                            "the agent did not end the cancelled turn within --cancel-grace ({} ms)",
+                            self.config.cancel_grace.as_millis()
+                        ),
+                    )
                 };
+                self.turn_error(&live.id, reason, &message).await;
                 self.turn_complete(&live.id, "cancelled", Some(reason))
                     .await;
                 return Ok(json!({ "stopReason": "cancelled" }));
             }
         };
-        let answer = answer.map_err(|err| {
-            if err.is_connection_closed() {
-                BackendError::Internal {
-                    message: format!("the agent exited during the prompt: {err}"),
-                    code: Some("agent_died"),
-                }
-            } else {
-                // Its JSON-RPC code and data reach the client (502 `agent_error`).
-                super::sessions::agent_error("session/prompt", err)
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(err) => {
+                let (code, err) = if err.is_connection_closed() {
+                    let err = BackendError::Internal {
+                        message: format!("the agent exited during the prompt: {err}"),
+                        code: Some("agent_died"),
+                    };
+                    ("agent_died", err)
+                } else {
+                    // Its JSON-RPC code and data reach the client (502 `agent_error`).
+                    let err = super::sessions::agent_error("session/prompt", err);
+                    ("agent_error", err)
+                };
+                self.turn_error(&live.id, code, &err.to_string()).await;
+                return Err(err);
             }
-        })?;
+        };
         let stop_reason = answer["stopReason"].as_str().unwrap_or("end_turn");
         self.turn_complete(&live.id, stop_reason, None).await;
         Ok(answer)
@@ -152,11 +180,12 @@ impl Inner {
 
     /// The agent's `session/prompt`, bounded once a cancel (or the deadline)
     /// asked it to stop.
+    /// `Ok` carries whether the prompt deadline cancelled the turn.
     async fn run_turn(
         &self,
         live: &LiveSession,
         params: Value,
-    ) -> Result<Result<Value, RpcError>, Forced> {
+    ) -> Result<(Result<Value, RpcError>, bool), Forced> {
         let mut cancels = live.turn.cancels.subscribe();
         let _ = cancels.borrow_and_update();
         let request = live.agent.conn.request(method::SESSION_PROMPT, params);
@@ -170,7 +199,7 @@ impl Inner {
         let mut by_deadline = false;
         loop {
             tokio::select! {
-                answer = &mut request => return Ok(answer),
+                answer = &mut request => return Ok((answer, by_deadline)),
                 changed = cancels.changed(), if grace.is_none() => {
                     if changed.is_ok() {
                         grace = Some(tokio::time::Instant::now() + self.config.cancel_grace);
@@ -207,6 +236,28 @@ impl Inner {
                 }
             })
             .await;
+    }
+
+    /// `turn_error`: a failed turn's `code` and `message`, published through
+    /// the hub (so after the turn's updates) before the HTTP answer.
+    async fn turn_error(&self, session_id: &str, code: &str, message: &str) {
+        let data = json!({ "sessionId": session_id, "code": code, "message": message }).to_string();
+        let sid = session_id.to_owned();
+        let _ = self
+            .hub
+            .call(move |hub| {
+                if let Err(fault) = hub.publish(&sid, "turn_error", &data, None) {
+                    tracing::error!("{fault}");
+                }
+            })
+            .await;
+    }
+
+    fn deadline_message(&self) -> String {
+        format!(
+            "the prompt reached --prompt-deadline-ms ({} ms) and was cancelled",
+            self.config.prompt_deadline.unwrap_or_default().as_millis()
+        )
     }
 
     /// Wind down the active prompt (queued prompts still run) and answer every
