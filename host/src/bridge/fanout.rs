@@ -20,6 +20,7 @@
 //! under the backlog's lock, so a subscriber gets its frames in publish
 //! order, each once, whether it lagged or not.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -169,12 +170,12 @@ impl Fanout {
                 backlog.lagging.remove(&subscriber.key);
                 return false;
             }
-            if !backlog.lagging.contains_key(&subscriber.key) {
+            if let Entry::Vacant(lag) = backlog.lagging.entry(subscriber.key) {
                 match subscriber.queue.try_send(frame.clone()) {
                     Ok(()) => return true,
                     Err(mpsc::error::TrySendError::Closed(_)) => return false,
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        backlog.lagging.insert(subscriber.key, seq);
+                        lag.insert(seq);
                         runtime.spawn(drain(
                             subscriber.key,
                             subscriber.queue.clone(),

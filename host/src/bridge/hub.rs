@@ -14,20 +14,21 @@
 use std::collections::HashMap;
 
 use qserve_http::{encode_event, BackendError, Subscription};
-use qserve_runtime::{CoreFault, CoreGuest};
+use qserve_runtime::CoreFault;
 
 use super::fanout::{Fanout, Limits};
+use super::seams::CoreApi;
 
 /// State owned by the hub thread.
 pub struct Hub {
-    pub core: CoreGuest,
+    pub core: Box<dyn CoreApi>,
     subscribers: HashMap<String, Fanout>,
     /// Where lagging subscribers' drain tasks run.
     runtime: tokio::runtime::Handle,
 }
 
 impl Hub {
-    pub fn new(core: CoreGuest, runtime: tokio::runtime::Handle) -> Self {
+    pub fn new(core: Box<dyn CoreApi>, runtime: tokio::runtime::Handle) -> Self {
         Hub {
             core,
             subscribers: HashMap::new(),

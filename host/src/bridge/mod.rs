@@ -22,6 +22,7 @@
 //! | [`models`] | model switching |
 //! | [`lifecycle`] | an agent's death, daemon shutdown |
 //! | [`tombstones`] | why a recently ended session ended (404 `session_ended`) |
+//! | [`seams`] | the traits between the bridge and the core and the policy slot (unit tests put fakes behind them) |
 //! | [`reaper`] | `--session-idle-timeout-ms`: idle sessions without subscribers are closed |
 
 mod agent;
@@ -36,8 +37,11 @@ mod permissions;
 mod policy_swap;
 mod prompts;
 mod reaper;
+mod seams;
 mod sessions;
 mod shadow;
+#[cfg(test)]
+mod testing;
 mod tombstones;
 mod waiters;
 
@@ -60,6 +64,7 @@ use serde_json::Value;
 pub use agent::AgentHost;
 pub use agent_defs::AgentDefs;
 pub use hub::Hub;
+use seams::PolicySource;
 use sessions::{InFlight, LiveSession};
 use waiters::Waiters;
 
@@ -112,7 +117,7 @@ pub(crate) struct Inner {
     config: BridgeConfig,
     hub: GuestActor<Hub>,
     /// The active policy; swapped whole by a reload.
-    policy: Arc<PolicySlot>,
+    policy: Arc<dyn PolicySource>,
     /// `--shadow-component`: decides too, only recorded.
     shadow: Option<Arc<PolicySlot>>,
     /// `--decision-log` (a no-op handle when not configured).
@@ -156,7 +161,7 @@ impl Bridge {
                     core.on_recovery(move |recovery| {
                         let _ = recovered.send(recovery);
                     });
-                    Hub::new(core, runtime)
+                    Hub::new(Box::new(core), runtime)
                 }),
                 policy,
                 shadow,

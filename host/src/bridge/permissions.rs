@@ -359,3 +359,7 @@ pub fn resolved_data(resolution: &Resolution) -> String {
     let response = agent_answer(resolution.outcome.clone());
     json!({ "requestId": resolution.request_id, "outcome": response["outcome"] }).to_string()
 }
+
+#[cfg(test)]
+#[path = "race_tests.rs"]
+mod race_tests;
