@@ -134,3 +134,62 @@ impl Hub {
 pub fn core_unavailable(fault: CoreFault) -> BackendError {
     BackendError::Unavailable(fault.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::bridge::testing::{core_session, inner};
+
+    /// Finding 7 through the hub and the core's logic: a subscriber of
+    /// session A that does not read holds back neither the publisher (the
+    /// agent's reader) nor session B; then it reads every event, in order.
+    #[tokio::test]
+    async fn a_paused_subscriber_holds_back_neither_the_agent_nor_another_session() {
+        const BURST: u64 = 2_000;
+        let inner = inner(Duration::from_secs(60));
+        let a = core_session(&inner, "/ws").await;
+        let b = core_session(&inner, "/ws").await;
+        let (sa, sb) = (a.clone(), b.clone());
+        let (mut paused, mut reader) = inner
+            .hub
+            .call(move |hub| {
+                (
+                    hub.subscribe(&sa, None).unwrap(),
+                    hub.subscribe(&sb, None).unwrap(),
+                )
+            })
+            .await
+            .unwrap();
+        // Far more than A's queue holds: every publish returns at once.
+        for run in 0..BURST / 40 {
+            let sa = a.clone();
+            let datas: Vec<String> = (0..40)
+                .map(|i| format!("{{\"n\":{}}}", run * 40 + i))
+                .collect();
+            let last = inner
+                .hub
+                .call(move |hub| hub.publish_batch(&sa, "session_update", &datas).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(last, Some((run + 1) * 40));
+        }
+        // B, meanwhile, is served at once.
+        let sb = b.clone();
+        inner
+            .hub
+            .call(move |hub| hub.publish(&sb, "session_update", "{\"to\":\"b\"}", None))
+            .await
+            .unwrap()
+            .unwrap();
+        let frame = reader.live.recv().await.expect("B's event");
+        assert_eq!(frame.id, Some(1));
+        assert!(!paused.evicted.load(std::sync::atomic::Ordering::Acquire));
+        // A reads: every event once, in order, none lost.
+        for id in 1..=BURST {
+            let frame = paused.live.recv().await.expect("A's next event");
+            assert_eq!(frame.id, Some(id));
+        }
+        assert!(paused.live.try_recv().is_err(), "nothing more");
+    }
+}
