@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use qserve_acp::methods::{self, method as acp, InitializeInfo, ToolCallNote, ToolCallSummary};
 use qserve_acp::{
-    AgentProcess, Connection, ConnectionConfig, Incoming, IncomingReceiver, Quirks, Responder,
-    RpcError,
+    Connection, ConnectionConfig, Incoming, IncomingReceiver, Quirks, Responder, RpcError,
 };
 use qserve_http::BackendError;
 use serde::Deserialize;
@@ -42,7 +41,7 @@ pub struct AgentHost {
     /// What differs about this agent (from its command's name).
     pub quirks: &'static Quirks,
     pub conn: Connection,
-    pub process: AgentProcess,
+    pub process: Box<dyn super::seams::AgentProc>,
     /// The agent advertised `session/close` (set once `initialize` answered).
     pub supports_close: OnceLock<bool>,
     /// Set when the daemon stops this agent on purpose (its last session was
@@ -174,12 +173,12 @@ impl Inner {
     ) -> Result<Arc<AgentHost>, BackendError> {
         self.admit_new_agent()?;
         let scrub: Vec<&str> = self.config.scrub_env.iter().map(String::as_str).collect();
-        let (process, stdin, stdout) =
-            AgentProcess::spawn(&def.command, Path::new(workspace), &scrub).map_err(|err| {
-                BackendError::Internal {
-                    message: err.to_string(),
-                    code: Some("agent_spawn_failed"),
-                }
+        let (process, stdin, stdout) = self
+            .spawner
+            .spawn(&def.command, Path::new(workspace), &scrub)
+            .map_err(|err| BackendError::Internal {
+                message: err.to_string(),
+                code: Some("agent_spawn_failed"),
             })?;
         let label = format!("agent={} pid={} cwd={workspace}", def.name, process.pid());
         let (conn, incoming) = Connection::start(
@@ -277,14 +276,13 @@ impl Inner {
 
     /// Everything the agent sends, until its connection closes or it exits.
     async fn run_agent(self: Arc<Self>, host: Arc<AgentHost>, mut incoming: IncomingReceiver) {
-        let exit_watch = host.process.exit_watch();
         let reason = 'agent: loop {
             let mut next = tokio::select! {
                 message = incoming.recv() => match message {
                     Some(message) => Some(message),
                     None => break "the agent connection ended".to_owned(),
                 },
-                exit = exit_watch.wait() => break exit_reason(&host.conn, exit),
+                exit = host.process.wait() => break exit_reason(&host.conn, exit),
             };
             while let Some(message) = next.take() {
                 match message {
@@ -331,11 +329,11 @@ impl Inner {
             }
         };
         // Whatever ended first, make sure the whole group is gone.
-        let exit = match tokio::time::timeout(EXIT_AFTER_CLOSE, exit_watch.wait()).await {
+        let exit = match tokio::time::timeout(EXIT_AFTER_CLOSE, host.process.wait()).await {
             Ok(exit) => exit,
             Err(_) => {
                 host.process.kill_group();
-                exit_watch.wait().await
+                host.process.wait().await
             }
         };
         host.process.kill_group();

@@ -37,7 +37,7 @@ mod permissions;
 mod policy_swap;
 mod prompts;
 mod reaper;
-mod seams;
+pub(crate) mod seams;
 mod sessions;
 mod shadow;
 #[cfg(test)]
@@ -125,6 +125,8 @@ pub(crate) struct Inner {
     /// The default agent as decisions name it (before a session exists).
     agent_info: AgentInfo,
     waiters: Arc<Waiters>,
+    /// How agents are started (real processes; a pipe in unit tests).
+    spawner: Arc<dyn seams::Spawner>,
     /// One agent per (agent name, canonical workspace); the cell coalesces
     /// concurrent spawns.
     agents: Mutex<HashMap<AgentKey, AgentSlot>>,
@@ -166,6 +168,7 @@ impl Bridge {
                 policy,
                 shadow,
                 waiters: Arc::default(),
+                spawner: Arc::new(seams::ProcessSpawner),
                 agents: Mutex::default(),
                 sessions: Mutex::default(),
                 in_flight: Mutex::default(),

@@ -104,12 +104,14 @@ fn cancel(inner: &Arc<Inner>, session_id: &str) -> JoinHandle<()> {
 /// waits on the hub's thread.
 async fn busy<T>(future: impl std::future::Future<Output = T>) -> T {
     let mut future = std::pin::pin!(future);
-    loop {
+    // Bounded, so a bug that never finishes fails instead of hanging.
+    for _ in 0..1_000_000 {
         if let std::task::Poll::Ready(value) = futures::poll!(&mut future) {
             return value;
         }
         tokio::task::yield_now().await;
     }
+    panic!("not done after a million polls");
 }
 
 /// Lets every ready task run (each queues its hub job, in turn).

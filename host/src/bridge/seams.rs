@@ -1,19 +1,25 @@
 //! The seams between the bridge and what it orchestrates, so that its races
-//! get fast, deterministic unit tests (`bridge/race_tests.rs`): the core and
-//! the policy slot are traits here, implemented by today's types
-//! ([`CoreGuest`], [`PolicySlot`]); tests put the core's plain-Rust logic
-//! (`qserve-core-logic`) behind [`CoreApi`] and run with time paused.
-//!
-//! Still concrete (see docs/architecture.md): the agent connection and
-//! process (`AgentHost`), and a decision's `Policy` handle inside
-//! [`Active`].
+//! get fast, deterministic unit tests (`race_tests.rs`, `testing.rs`): the
+//! core ([`CoreApi`]), the policy slot ([`PolicySource`]) and a decision's
+//! policy ([`Decider`]), the agent process and its spawn ([`AgentProc`],
+//! [`Spawner`]) are traits here, implemented by today's types. Tests put
+//! the core's plain-Rust logic behind [`CoreApi`], a scripted policy behind
+//! [`Decider`], and an in-process ACP agent on a pipe behind [`Spawner`]
+//! (the JSON-RPC connection itself is the real one), and run with time
+//! paused.
+
+use std::path::Path;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use qserve_acp::{AgentCommand, AgentProcess, ExitInfo, SpawnError};
 use qserve_http::{PolicyInfo, PolicyReload};
 use qserve_runtime::{
-    CoreFault, CoreGuest, CoreStats, Event, OpenError, OpenOutcome, RegisterError, Resolution,
-    Scope, Session, VoteError, VoteOutcome,
+    AccessDecision, Context, CoreFault, CoreGuest, CoreStats, Event, FileAccess, OpenError,
+    OpenOutcome, PermissionDecision, PermissionOption, Policy, PolicyHealth, PolicyIdentity,
+    RegisterError, Resolution, ResolvedPath, Scope, Session, ToolCall, VoteError, VoteOutcome,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::policy::slot::{Active, PolicySlot, ReloadError};
 
@@ -172,5 +178,117 @@ impl PolicySource for PolicySlot {
         req: PolicyReload,
     ) -> BoxFuture<'_, Result<(PolicyInfo, PolicyInfo), ReloadError>> {
         Box::pin(PolicySlot::reload_admin(self, req))
+    }
+}
+
+/// A policy as a decision uses it ([`Policy`], the sandboxed component).
+pub trait Decider: Send + Sync {
+    fn identity(&self) -> &PolicyIdentity;
+    fn health(&self) -> PolicyHealth;
+    fn decide_permission<'a>(
+        &'a self,
+        ctx: &'a Context,
+        call: &'a ToolCall,
+        options: &'a [PermissionOption],
+    ) -> BoxFuture<'a, PermissionDecision>;
+    fn decide_session<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, AccessDecision>;
+    fn decide_file<'a>(
+        &'a self,
+        ctx: &'a Context,
+        access: FileAccess,
+        path: &'a ResolvedPath,
+    ) -> BoxFuture<'a, AccessDecision>;
+}
+
+impl Decider for Policy {
+    fn identity(&self) -> &PolicyIdentity {
+        Policy::identity(self)
+    }
+    fn health(&self) -> PolicyHealth {
+        Policy::health(self)
+    }
+    fn decide_permission<'a>(
+        &'a self,
+        ctx: &'a Context,
+        call: &'a ToolCall,
+        options: &'a [PermissionOption],
+    ) -> BoxFuture<'a, PermissionDecision> {
+        Box::pin(Policy::decide_permission(self, ctx, call, options))
+    }
+    fn decide_session<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, AccessDecision> {
+        Box::pin(Policy::decide_session(self, ctx))
+    }
+    fn decide_file<'a>(
+        &'a self,
+        ctx: &'a Context,
+        access: FileAccess,
+        path: &'a ResolvedPath,
+    ) -> BoxFuture<'a, AccessDecision> {
+        Box::pin(Policy::decide_file(self, ctx, access, path))
+    }
+}
+
+/// An agent's process as the bridge handles it ([`AgentProcess`]).
+pub trait AgentProc: Send + Sync {
+    fn pid(&self) -> u32;
+    fn kill_group(&self);
+    fn tree_rss_bytes(&self) -> u64;
+    /// The exit; many may wait, and dropping the wait is harmless.
+    fn wait(&self) -> BoxFuture<'_, ExitInfo>;
+    fn stderr_tail(&self, wait: Duration) -> BoxFuture<'_, Vec<String>>;
+    fn terminate(&self, grace: Duration) -> BoxFuture<'_, ExitInfo>;
+}
+
+impl AgentProc for AgentProcess {
+    fn pid(&self) -> u32 {
+        AgentProcess::pid(self)
+    }
+    fn kill_group(&self) {
+        AgentProcess::kill_group(self)
+    }
+    fn tree_rss_bytes(&self) -> u64 {
+        AgentProcess::tree_rss_bytes(self)
+    }
+    fn wait(&self) -> BoxFuture<'_, ExitInfo> {
+        Box::pin(AgentProcess::wait(self))
+    }
+    fn stderr_tail(&self, wait: Duration) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(AgentProcess::stderr_tail(self, wait))
+    }
+    fn terminate(&self, grace: Duration) -> BoxFuture<'_, ExitInfo> {
+        Box::pin(AgentProcess::terminate(self, grace))
+    }
+}
+
+/// A started agent: its process, its stdin, its stdout.
+pub type AgentPipes = (
+    Box<dyn AgentProc>,
+    Box<dyn AsyncWrite + Send + Unpin>,
+    Box<dyn AsyncRead + Send + Unpin>,
+);
+
+/// How an agent is started ([`AgentProcess::spawn`]: its own process group,
+/// under the guard).
+pub trait Spawner: Send + Sync {
+    fn spawn(
+        &self,
+        command: &AgentCommand,
+        cwd: &Path,
+        scrub_env: &[&str],
+    ) -> Result<AgentPipes, SpawnError>;
+}
+
+/// The daemon's spawner: real processes.
+pub struct ProcessSpawner;
+
+impl Spawner for ProcessSpawner {
+    fn spawn(
+        &self,
+        command: &AgentCommand,
+        cwd: &Path,
+        scrub_env: &[&str],
+    ) -> Result<AgentPipes, SpawnError> {
+        let (process, stdin, stdout) = AgentProcess::spawn(command, cwd, scrub_env)?;
+        Ok((Box::new(process), Box::new(stdin), Box::new(stdout)))
     }
 }

@@ -558,3 +558,7 @@ pub fn error_details(err: &RpcError) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+#[path = "create_tests.rs"]
+mod create_tests;

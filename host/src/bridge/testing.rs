@@ -3,26 +3,33 @@
 //!
 //! The core is its real logic (`qserve-core-logic`) run natively, so the
 //! tests exercise the bridge's handling of the core's real answers; the
-//! policy slot refuses to be asked (these tests drive the paths after the
-//! policy decided).
+//! policy allows every session and hands every permission to the clients;
+//! agents are in-process ACP agents on a pipe ([`PipeSpawner`]), spoken to
+//! by the daemon's real JSON-RPC connection.
 
-use std::sync::atomic::AtomicBool;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qserve_acp::AgentCommand;
+use futures::future::BoxFuture;
+use qserve_acp::{AgentCommand, ExitInfo, SpawnError};
 use qserve_http::{PolicyInfo, PolicyReload};
 use qserve_runtime::{
-    CoreFault, CoreStats, Event, GuestActor, OpenError, OpenOutcome, RegisterError, Resolution,
-    Scope, Session, VoteError, VoteOutcome,
+    AccessDecision, Context, CoreFault, CoreStats, Event, FileAccess, GuestActor, OpenError,
+    OpenOutcome, PermissionAnswer, PermissionDecision, PermissionOption, PolicyHealth,
+    PolicyIdentity, RegisterError, Resolution, ResolvedPath, Scope, Session, ToolCall, VoteError,
+    VoteOutcome,
 };
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use qserve_core_logic as logic;
 
-use super::seams::{CoreApi, PolicySource};
+use super::seams::{AgentPipes, AgentProc, CoreApi, Decider, PolicySource, Spawner};
 use super::{AgentDefs, BridgeConfig, Hub, Inner};
 use crate::policy::decision_log::DecisionLog;
-use crate::policy::slot::{Active, ReloadError};
+use crate::policy::slot::{Active, ComponentSpec, ConfigSpec, PolicySources, ReloadError};
 
 type Ids = Box<dyn FnMut() -> String + Send>;
 
@@ -210,31 +217,212 @@ impl CoreApi for NativeCore {
     }
 }
 
-/// A policy slot for tests that never reach a decision.
-struct NoPolicy;
+/// A policy that allows every session and file access and hands every
+/// permission to the clients.
+struct AskEverything {
+    identity: PolicyIdentity,
+}
 
-impl PolicySource for NoPolicy {
+fn allow() -> AccessDecision {
+    AccessDecision {
+        allow: true,
+        reason: "test policy".into(),
+        fault: None,
+        latency: Duration::ZERO,
+    }
+}
+
+impl Decider for AskEverything {
+    fn identity(&self) -> &PolicyIdentity {
+        &self.identity
+    }
+    fn health(&self) -> PolicyHealth {
+        PolicyHealth {
+            in_flight: 0,
+            stuck: 0,
+            faults: 0,
+            recent_faults: 0,
+            last_fault: None,
+        }
+    }
+    fn decide_permission<'a>(
+        &'a self,
+        _: &'a Context,
+        _: &'a ToolCall,
+        _: &'a [PermissionOption],
+    ) -> BoxFuture<'a, PermissionDecision> {
+        Box::pin(async {
+            PermissionDecision {
+                answer: PermissionAnswer::AskClients(None),
+                verdict: "ask",
+                reason: "test policy".into(),
+                fault: None,
+                latency: Duration::ZERO,
+            }
+        })
+    }
+    fn decide_session<'a>(&'a self, _: &'a Context) -> BoxFuture<'a, AccessDecision> {
+        Box::pin(async { allow() })
+    }
+    fn decide_file<'a>(
+        &'a self,
+        _: &'a Context,
+        _: FileAccess,
+        _: &'a ResolvedPath,
+    ) -> BoxFuture<'a, AccessDecision> {
+        Box::pin(async { allow() })
+    }
+}
+
+/// The slot holding [`AskEverything`].
+struct TestPolicy(Active);
+
+impl TestPolicy {
+    fn new() -> Self {
+        let identity = PolicyIdentity {
+            name: "test".into(),
+            version: "0".into(),
+            sha256: "0".repeat(64),
+            origin: "test".into(),
+            loaded_at_ms: 0,
+        };
+        let info = PolicyInfo {
+            name: identity.name.clone(),
+            version: identity.version.clone(),
+            sha256: identity.sha256.clone(),
+            origin: identity.origin.clone(),
+            loaded_at_ms: 0,
+        };
+        TestPolicy(Active {
+            policy: Arc::new(AskEverything { identity }),
+            info,
+            sources: PolicySources {
+                component: ComponentSpec::Named("test".into()),
+                config: ConfigSpec::None,
+            },
+        })
+    }
+}
+
+impl PolicySource for TestPolicy {
     fn current(&self) -> Active {
-        unreachable!("these tests drive the bridge after the policy decided")
+        self.0.clone()
     }
     fn info(&self) -> PolicyInfo {
-        unreachable!("not asked in these tests")
+        self.0.info.clone()
     }
-    fn reload_startup(
-        &self,
-    ) -> futures::future::BoxFuture<'_, Result<(PolicyInfo, PolicyInfo), ReloadError>> {
+    fn reload_startup(&self) -> BoxFuture<'_, Result<(PolicyInfo, PolicyInfo), ReloadError>> {
         Box::pin(async { Err(ReloadError::Gone) })
     }
     fn reload_admin(
         &self,
         _: PolicyReload,
-    ) -> futures::future::BoxFuture<'_, Result<(PolicyInfo, PolicyInfo), ReloadError>> {
+    ) -> BoxFuture<'_, Result<(PolicyInfo, PolicyInfo), ReloadError>> {
         Box::pin(async { Err(ReloadError::Gone) })
+    }
+}
+
+/// Starts in-process ACP agents on a pipe, and counts them. Each answers
+/// `initialize` once the test lets it (`release_initialize`), so a test can
+/// hold a spawn in flight.
+#[derive(Clone)]
+pub struct PipeSpawner {
+    pub spawned: Arc<AtomicUsize>,
+    initialize: Arc<tokio::sync::Semaphore>,
+}
+
+impl PipeSpawner {
+    pub fn new() -> Self {
+        PipeSpawner {
+            spawned: Arc::default(),
+            initialize: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+
+    /// Let `n` held `initialize` requests be answered.
+    pub fn release_initialize(&self, n: usize) {
+        self.initialize.add_permits(n);
+    }
+}
+
+impl Spawner for PipeSpawner {
+    fn spawn(&self, _: &AgentCommand, _: &Path, _: &[&str]) -> Result<AgentPipes, SpawnError> {
+        self.spawned.fetch_add(1, Ordering::AcqRel);
+        let (daemon_end, agent_end) = tokio::io::duplex(1 << 16);
+        let (stdout, stdin) = tokio::io::split(daemon_end);
+        tokio::spawn(pipe_agent(agent_end, self.initialize.clone()));
+        Ok((Box::new(PipeProcess), Box::new(stdin), Box::new(stdout)))
+    }
+}
+
+/// An in-process agent: `initialize` (when released), `session/new`
+/// (`pipe-session-N`); anything else is `-32601`.
+async fn pipe_agent(pipe: tokio::io::DuplexStream, initialize: Arc<tokio::sync::Semaphore>) {
+    let (from_daemon, mut to_daemon) = tokio::io::split(pipe);
+    let mut lines = BufReader::new(from_daemon).lines();
+    let mut sessions = 0;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let (Some(id), Some(method)) = (message.get("id"), message["method"].as_str()) else {
+            continue;
+        };
+        let answer = match method {
+            "initialize" => {
+                initialize.acquire().await.unwrap().forget();
+                json!({ "jsonrpc": "2.0", "id": id, "result": { "protocolVersion": 1, "agentCapabilities": {} } })
+            }
+            "session/new" => {
+                sessions += 1;
+                json!({ "jsonrpc": "2.0", "id": id, "result": { "sessionId": format!("pipe-session-{sessions}") } })
+            }
+            _ => {
+                json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "Method not found" } })
+            }
+        };
+        let mut bytes = answer.to_string().into_bytes();
+        bytes.push(b'\n');
+        if to_daemon.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A pipe agent's "process": it never exits on its own.
+struct PipeProcess;
+
+impl AgentProc for PipeProcess {
+    fn pid(&self) -> u32 {
+        0
+    }
+    fn kill_group(&self) {}
+    fn tree_rss_bytes(&self) -> u64 {
+        0
+    }
+    fn wait(&self) -> BoxFuture<'_, ExitInfo> {
+        Box::pin(futures::future::pending())
+    }
+    fn stderr_tail(&self, _: Duration) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async { Vec::new() })
+    }
+    fn terminate(&self, _: Duration) -> BoxFuture<'_, ExitInfo> {
+        Box::pin(async {
+            ExitInfo {
+                code: Some(0),
+                signal: None,
+            }
+        })
     }
 }
 
 /// A bridge over the native core; its hub thread is real (as in the daemon).
 pub fn inner(permission_timeout: Duration) -> Arc<Inner> {
+    inner_with(permission_timeout, PipeSpawner::new())
+}
+
+/// As [`inner`], with the agents started by `spawner`.
+pub fn inner_with(permission_timeout: Duration, spawner: PipeSpawner) -> Arc<Inner> {
     let agents = AgentDefs::single(AgentCommand::parse("fake-agent").unwrap());
     let agent_info = agents.default_agent().info();
     let runtime = tokio::runtime::Handle::current();
@@ -258,11 +446,12 @@ pub fn inner(permission_timeout: Duration) -> Arc<Inner> {
         hub: GuestActor::spawn("core", move || {
             Hub::new(Box::new(NativeCore::new()), runtime)
         }),
-        policy: Arc::new(NoPolicy),
+        policy: Arc::new(TestPolicy::new()),
         shadow: None,
         decisions: DecisionLog::disabled(),
         agent_info,
         waiters: Arc::default(),
+        spawner: Arc::new(spawner),
         agents: Mutex::default(),
         sessions: Mutex::default(),
         in_flight: Mutex::default(),

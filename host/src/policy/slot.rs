@@ -65,7 +65,8 @@ pub enum ReloadError {
 /// The policy in force, with what it was loaded from.
 #[derive(Clone)]
 pub struct Active {
-    pub policy: Policy,
+    /// A trait object so the bridge's unit tests can script decisions.
+    pub policy: Arc<dyn crate::bridge::seams::Decider>,
     pub info: PolicyInfo,
     pub sources: PolicySources,
 }
@@ -209,7 +210,7 @@ async fn load_active(
         loaded_at_ms: identity.loaded_at_ms,
     };
     Ok(Active {
-        policy,
+        policy: Arc::new(policy),
         info,
         sources,
     })

@@ -1,0 +1,111 @@
+//! Coalesced creates, deterministic: the agent is an in-process ACP agent
+//! on a pipe whose `initialize` the test holds (`testing::PipeSpawner`), so
+//! both creates are provably in flight while the first spawn is; the core's
+//! logic runs natively; time is paused and never left idle while a spawn is
+//! held (its `--init-timeout` would fire).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qserve_http::{CreateSession, SessionScope};
+
+use crate::bridge::testing::{inner_with, PipeSpawner};
+use crate::bridge::Inner;
+
+/// Awaits `future` without ever leaving the runtime idle.
+async fn busy<T>(future: impl std::future::Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    // Bounded, so a bug that never finishes fails instead of hanging.
+    for _ in 0..1_000_000 {
+        if let std::task::Poll::Ready(value) = futures::poll!(&mut future) {
+            return value;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("not done after a million polls");
+}
+
+async fn creates_in_flight(inner: &Inner) -> u32 {
+    busy(inner.hub.call(|hub| hub.core.stats().unwrap()))
+        .await
+        .unwrap()
+        .creates_in_flight
+}
+
+fn create(
+    inner: &Arc<Inner>,
+    scope: SessionScope,
+) -> tokio::task::JoinHandle<Result<qserve_http::SessionCreated, qserve_http::BackendError>> {
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        inner
+            .create_or_attach(CreateSession {
+                cwd: std::env::temp_dir(),
+                model_service_id: None,
+                scope: Some(scope),
+                agent: None,
+            })
+            .await
+    })
+}
+
+/// Both creates asked the core, and the first spawn is held at `initialize`.
+async fn both_in_flight_one_spawn_held(inner: &Inner, spawner: &PipeSpawner, in_flight: u32) {
+    while creates_in_flight(inner).await < in_flight || spawner.spawned.load(Ordering::Acquire) == 0
+    {
+        tokio::task::yield_now().await;
+    }
+    // Whatever the second create does next, it does now.
+    for _ in 0..256 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_thread_scope_creates_in_one_workspace_start_one_agent() {
+    let spawner = PipeSpawner::new();
+    let inner = inner_with(Duration::from_secs(60), spawner.clone());
+    let first = create(&inner, SessionScope::Thread);
+    let second = create(&inner, SessionScope::Thread);
+    both_in_flight_one_spawn_held(&inner, &spawner, 2).await;
+    assert_eq!(spawner.spawned.load(Ordering::Acquire), 1, "one spawn");
+    // One answer only: a second agent would wait for ever.
+    spawner.release_initialize(1);
+    let first = busy(first).await.unwrap().expect("the first create");
+    let second = busy(second).await.unwrap().expect("the second create");
+    assert!(!first.attached && !second.attached);
+    assert_ne!(first.session_id, second.session_id, "two sessions");
+    assert_eq!(spawner.spawned.load(Ordering::Acquire), 1, "on one agent");
+    let sessions = inner.sessions.lock().unwrap();
+    assert!(Arc::ptr_eq(
+        &sessions[&first.session_id].agent,
+        &sessions[&second.session_id].agent
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_scope_create_during_a_create_attaches_to_its_session() {
+    let spawner = PipeSpawner::new();
+    let inner = inner_with(Duration::from_secs(60), spawner.clone());
+    let first = create(&inner, SessionScope::Single);
+    let second = create(&inner, SessionScope::Single);
+    // The core holds one create; the second waits on it.
+    both_in_flight_one_spawn_held(&inner, &spawner, 1).await;
+    while !inner
+        .in_flight
+        .lock()
+        .unwrap()
+        .values()
+        .any(|create| create.outcome.receiver_count() > 0)
+    {
+        busy(creates_in_flight(&inner)).await;
+    }
+    spawner.release_initialize(1);
+    let first = busy(first).await.unwrap().expect("the first create");
+    let second = busy(second).await.unwrap().expect("the second create");
+    assert!(!first.attached);
+    assert!(second.attached, "the second attached");
+    assert_eq!(first.session_id, second.session_id);
+    assert_eq!(spawner.spawned.load(Ordering::Acquire), 1);
+}
