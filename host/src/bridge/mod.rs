@@ -22,7 +22,7 @@
 //! | [`models`] | model switching |
 //! | [`lifecycle`] | an agent's death, daemon shutdown |
 //! | [`tombstones`] | why a recently ended session ended (404 `session_ended`) |
-//! | [`seams`] | the traits between the bridge and the core and the policy slot (unit tests put fakes behind them) |
+//! | [`seams`] | the traits between the bridge and the core, the policy (slot and decisions), the agent process and its start (unit tests put fakes behind them) |
 //! | [`reaper`] | `--session-idle-timeout-ms`: idle sessions without subscribers are closed |
 
 mod agent;
