@@ -61,6 +61,8 @@
 //! - `FAKE_AGENT_INIT_DELAY_MS`: delay before answering `initialize`.
 //! - `FAKE_AGENT_FAIL_NEW_SESSION=1`: `session/new` fails (`-32000`).
 //! - `FAKE_AGENT_NO_SET_MODEL=1`: `session/set_model` answers `-32601`.
+//! - `FAKE_AGENT_EXIT_ON_SET_MODEL=1`: `session/set_model` is never answered:
+//!   the process exits with code 5 (a model switch racing the agent's death).
 //! - `FAKE_AGENT_MODEL_CONFIG_OPTION=1`: `session/new` advertises a config
 //!   option `fake-model-option` (category `model`) and
 //!   `session/set_config_option` on it switches the model.
@@ -170,6 +172,10 @@ impl Agent {
                 },
                 Err(e) => Err(e),
             },
+            "session/set_model" if env_flag("FAKE_AGENT_EXIT_ON_SET_MODEL") => {
+                eprintln!("fake-agent: exiting instead of switching the model");
+                self.wire.exit(5).await
+            }
             "session/set_model" if env_flag("FAKE_AGENT_NO_SET_MODEL") => {
                 Err(method_not_found(method))
             }
