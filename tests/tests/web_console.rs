@@ -70,7 +70,11 @@ async fn browser(input: Value) -> Value {
 fn strings(value: &Value) -> Vec<String> {
     value
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -148,7 +152,9 @@ async fn the_console_logs_in_streams_a_session_and_an_allow_click_lands_the_file
         );
     }
     assert!(
-        requested.iter().any(|u| u.contains("/events?lastEventId=0")),
+        requested
+            .iter()
+            .any(|u| u.contains("/events?lastEventId=0")),
         "{requested:?}"
     );
     assert_eq!(result["pageErrors"], json!([]), "{result}");
@@ -184,7 +190,9 @@ async fn a_page_from_another_origin_reads_nothing_and_drives_nothing_even_while_
         async move {
             http.post(url)
                 .bearer_auth(TOKEN)
-                .json(&json!({"prompt": [{"type": "text", "text": "edit target.txt from-the-test"}]}))
+                .json(
+                    &json!({"prompt": [{"type": "text", "text": "edit target.txt from-the-test"}]}),
+                )
                 .send()
                 .await
         }
@@ -218,12 +226,18 @@ async fn a_page_from_another_origin_reads_nothing_and_drives_nothing_even_while_
             &json!({"outcome": {"outcome": "selected", "optionId": "cancel"}}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "the page's vote got through: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the page's vote got through: {body}"
+    );
     prompt.await.unwrap().unwrap();
     assert!(!ws.path().join("target.txt").exists());
     let cwd = std::fs::canonicalize(other.path()).unwrap();
     let encoded = cwd.display().to_string().replace('/', "%2F");
-    let (_, listed) = daemon.get_json(&format!("/workspace/{encoded}/sessions")).await;
+    let (_, listed) = daemon
+        .get_json(&format!("/workspace/{encoded}/sessions"))
+        .await;
     assert_eq!(listed["sessions"], json!([]), "{listed}");
 
     // What the browser sent, seen from the daemon's side: the page's own
@@ -247,7 +261,10 @@ async fn a_page_from_another_origin_reads_nothing_and_drives_nothing_even_while_
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
 }
 
 #[tokio::test]
@@ -259,8 +276,14 @@ async fn login_cookie_flags_and_the_same_origin_rule_over_plain_http() {
     // The page is public; the API is not.
     let page = daemon.http().get(daemon.url("/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
     assert!(page.text().await.unwrap().contains("/console/app.js"));
     let (status, _) = send(daemon.http().get(daemon.url("/capabilities"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -276,7 +299,10 @@ async fn login_cookie_flags_and_the_same_origin_rule_over_plain_http() {
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(wrong.headers().get("set-cookie").is_none());
-    assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "Unauthorized");
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"],
+        "Unauthorized"
+    );
 
     // The right one: the cookie, with its flags, holding no token.
     let login = daemon
@@ -292,17 +318,32 @@ async fn login_cookie_flags_and_the_same_origin_rule_over_plain_http() {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(flag), "{set_cookie}");
     }
-    assert!(!set_cookie.contains("Secure"), "no TLS, no Secure: {set_cookie}");
+    assert!(
+        !set_cookie.contains("Secure"),
+        "no TLS, no Secure: {set_cookie}"
+    );
     assert!(!set_cookie.contains(TOKEN));
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
 
     // Reads pass with the cookie alone; a mutation needs the console's own Origin.
-    let (status, _) = send(daemon.http().get(daemon.url("/capabilities")).header("cookie", &cookie)).await;
+    let (status, _) = send(
+        daemon
+            .http()
+            .get(daemon.url("/capabilities"))
+            .header("cookie", &cookie),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let ws = tempdir();
     let body = json!({"cwd": ws.path().display().to_string()});
-    let (status, answer) =
-        send(daemon.http().post(daemon.url("/session")).header("cookie", &cookie).json(&body)).await;
+    let (status, answer) = send(
+        daemon
+            .http()
+            .post(daemon.url("/session"))
+            .header("cookie", &cookie)
+            .json(&body),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, answer) = send(
         daemon
@@ -318,7 +359,13 @@ async fn login_cookie_flags_and_the_same_origin_rule_over_plain_http() {
     // Another origin, or the own origin under a rebound Host: refused.
     for (origin, host_header) in [
         ("http://127.0.0.1:1".to_owned(), host.clone()),
-        (format!("http://localhost:{}", daemon.base_url().rsplit(':').next().unwrap()), host.clone()),
+        (
+            format!(
+                "http://localhost:{}",
+                daemon.base_url().rsplit(':').next().unwrap()
+            ),
+            host.clone(),
+        ),
         ("http://evil.example".to_owned(), "evil.example".to_owned()),
     ] {
         let (status, answer) = send(
@@ -330,7 +377,11 @@ async fn login_cookie_flags_and_the_same_origin_rule_over_plain_http() {
                 .header("host", &host_header),
         )
         .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{origin} / {host_header}: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{origin} / {host_header}: {answer}"
+        );
     }
 
     // Logout clears it.
@@ -343,8 +394,17 @@ async fn login_cookie_flags_and_the_same_origin_rule_over_plain_http() {
         .await
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    assert!(logout.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
-    let (status, _) = send(daemon.http().get(daemon.url("/capabilities")).header("cookie", &cookie)).await;
+    assert!(logout.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let (status, _) = send(
+        daemon
+            .http()
+            .get(daemon.url("/capabilities"))
+            .header("cookie", &cookie),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

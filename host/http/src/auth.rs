@@ -67,7 +67,11 @@ pub async fn require_bearer(
     if bearer_matches(request.headers().get(header::AUTHORIZATION), token) {
         return next.run(request).await;
     }
-    match auth.console.as_ref().map(|console| console.cookie_auth(&request)) {
+    match auth
+        .console
+        .as_ref()
+        .map(|console| console.cookie_auth(&request))
+    {
         Some(crate::web::CookieAuth::Passes) => next.run(request).await,
         Some(crate::web::CookieAuth::WrongOrigin) => {
             ApiError::forbidden(COOKIE_WITHOUT_OWN_ORIGIN).into_response()

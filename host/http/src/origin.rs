@@ -226,9 +226,21 @@ mod tests {
 
     #[test]
     fn the_daemons_own_origin_is_scheme_and_host_exactly() {
-        assert!(is_same_origin("http://127.0.0.1:4170", "http", "127.0.0.1:4170"));
-        assert!(is_same_origin("http://LOCALHOST:4170", "http", "localhost:4170"));
-        assert!(is_same_origin("https://q.example.com", "https", "q.example.com:443"));
+        assert!(is_same_origin(
+            "http://127.0.0.1:4170",
+            "http",
+            "127.0.0.1:4170"
+        ));
+        assert!(is_same_origin(
+            "http://LOCALHOST:4170",
+            "http",
+            "localhost:4170"
+        ));
+        assert!(is_same_origin(
+            "https://q.example.com",
+            "https",
+            "q.example.com:443"
+        ));
         assert!(is_same_origin("http://[::1]:4170", "http", "[::1]:4170"));
         for (origin, scheme, host) in [
             ("http://127.0.0.1:4171", "http", "127.0.0.1:4170"),
@@ -242,7 +254,10 @@ mod tests {
             ("http://127.0.0.1:4170", "http", ""),
             ("http://127.0.0.1:4170", "http", "127.0.0.1:4170/evil"),
         ] {
-            assert!(!is_same_origin(origin, scheme, host), "{origin} vs {scheme}://{host}");
+            assert!(
+                !is_same_origin(origin, scheme, host),
+                "{origin} vs {scheme}://{host}"
+            );
         }
     }
 }

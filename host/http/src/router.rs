@@ -126,9 +126,11 @@ pub fn build_router<B: Backend>(
     let health_exempt = config.loopback && !config.require_auth;
     let gate = Arc::new(OriginGate {
         allowed: config.allowed_origins.clone(),
-        own_scheme: config
-            .web
-            .then_some(if config.tls.is_some() { "https" } else { "http" }),
+        own_scheme: config.web.then_some(if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }),
     });
     let console = config.web.then(|| {
         Arc::new(crate::web::Console::new(

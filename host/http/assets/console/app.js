@@ -147,6 +147,7 @@ function onEvent(envelope) {
       break;
     case "turn_complete":
       state.transcript.note(`turn ended: ${data.stopReason || "?"}`, "turn");
+      state.transcript.planNode = null;
       break;
     case "model_switched":
       state.transcript.note(`model: ${data.modelId}`);

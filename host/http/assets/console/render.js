@@ -40,6 +40,7 @@ export class Transcript {
     this.root.replaceChildren();
     this.tools.clear();
     this.last = null;
+    this.planNode = null;
   }
 
   scroll() {
@@ -86,6 +87,7 @@ export class Transcript {
     this.scroll();
   }
 
+  /// The agent sends the whole plan each time: one block, redrawn in place.
   plan(entries) {
     const list = el(
       "ol",
@@ -94,7 +96,10 @@ export class Transcript {
         el("li", { "data-status": entry.status || "pending" }, el("span", { class: "plan-status", text: entry.status || "pending" }), " ", entry.content || ""),
       ),
     );
-    this.root.append(el("div", { class: "plan" }, el("span", { class: "who", text: "plan" }), list));
+    const block = el("div", { class: "plan" }, el("span", { class: "who", text: "plan" }), list);
+    if (this.planNode && this.planNode.isConnected) this.planNode.replaceWith(block);
+    else this.root.append(block);
+    this.planNode = block;
     this.last = null;
     this.scroll();
   }
@@ -168,9 +173,10 @@ export function resolveCard(card, outcome, options) {
 /// One `policy_decision`: verdict, what it was about, the policy's reason.
 export function decisionItem(data) {
   const call = data.toolCall || {};
+  const path = data.path && typeof data.path === "object" ? data.path.resolved || data.path.requested : data.path;
   const about =
     data.kind === "file_access"
-      ? `${data.access || "access"} ${data.path || ""}`
+      ? `${data.access || "access"} ${path || ""}`
       : data.kind === "permission"
         ? call.title || call.toolName || call.kind || "tool call"
         : data.kind || "decision";

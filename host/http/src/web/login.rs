@@ -84,6 +84,9 @@ mod tests {
             plain.to_str().unwrap(),
             "qserve_session=ab; HttpOnly; SameSite=Strict; Path=/; Max-Age=60"
         );
-        assert!(cookie("ab", 60, true).to_str().unwrap().ends_with("; Secure"));
+        assert!(cookie("ab", 60, true)
+            .to_str()
+            .unwrap()
+            .ends_with("; Secure"));
     }
 }

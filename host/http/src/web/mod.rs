@@ -26,8 +26,8 @@ use axum::Router;
 
 use crate::body::BodyLimit;
 use crate::guard::{host_of, OriginGate};
-use sessions::{ConsoleSessions, MAX_CONSOLE_SESSIONS};
 pub use sessions::CONSOLE_SESSION_TTL;
+use sessions::{ConsoleSessions, MAX_CONSOLE_SESSIONS};
 
 /// The cookie that carries a console session.
 pub const COOKIE_NAME: &str = "qserve_session";
@@ -162,20 +162,33 @@ mod tests {
         let value = console.sessions.create().unwrap();
         let cookie = format!("other=1; {COOKIE_NAME}={value}");
         let own = Some("http://127.0.0.1:4170");
-        assert_eq!(console.cookie_auth(&request("GET", Some(&cookie), None)), CookieAuth::Passes);
-        assert_eq!(console.cookie_auth(&request("POST", Some(&cookie), own)), CookieAuth::Passes);
+        assert_eq!(
+            console.cookie_auth(&request("GET", Some(&cookie), None)),
+            CookieAuth::Passes
+        );
+        assert_eq!(
+            console.cookie_auth(&request("POST", Some(&cookie), own)),
+            CookieAuth::Passes
+        );
         assert_eq!(
             console.cookie_auth(&request("POST", Some(&cookie), None)),
             CookieAuth::WrongOrigin
         );
         assert_eq!(
-            console.cookie_auth(&request("DELETE", Some(&cookie), Some("http://127.0.0.1:9"))),
+            console.cookie_auth(&request(
+                "DELETE",
+                Some(&cookie),
+                Some("http://127.0.0.1:9")
+            )),
             CookieAuth::WrongOrigin
         );
         assert_eq!(
             console.cookie_auth(&request("GET", Some("qserve_session=forged"), None)),
             CookieAuth::Absent
         );
-        assert_eq!(console.cookie_auth(&request("GET", None, own)), CookieAuth::Absent);
+        assert_eq!(
+            console.cookie_auth(&request("GET", None, own)),
+            CookieAuth::Absent
+        );
     }
 }

@@ -299,8 +299,10 @@ impl Turn<'_> {
         let title = format!("Write {name}");
         wire.notify(
             "session/update",
-            update(json!({"sessionUpdate": "tool_call", "toolCallId": call_id, "title": title,
-                "kind": "edit", "status": "pending", "locations": [{"path": path}]})),
+            update(
+                json!({"sessionUpdate": "tool_call", "toolCallId": call_id, "title": title,
+                "kind": "edit", "status": "pending", "locations": [{"path": path}]}),
+            ),
         )
         .await;
         let params = json!({
@@ -328,7 +330,11 @@ impl Turn<'_> {
                     json!({"sessionId": self.session_id, "path": path, "content": content}),
                 )
                 .await;
-            if written.is_ok() { "completed" } else { "failed" }
+            if written.is_ok() {
+                "completed"
+            } else {
+                "failed"
+            }
         } else {
             "failed"
         };
