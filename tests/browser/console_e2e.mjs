@@ -98,8 +98,12 @@ async function consoleMode() {
   await page.click("#new-session button[type=submit]");
   await page.locator("#session-status[data-state=live]").waitFor();
   const sessionId = await page.getAttribute("#session-title", "data-session-id");
-  await page.locator(`.session-link[data-session-id="${sessionId}"]`).waitFor();
-  log(`session ${sessionId} open and listed under its workspace`);
+  const listed = (cwd, id) =>
+    page.locator(`.workspace[data-cwd="${cwd}"] .session-link[data-session-id="${id}"]`).waitFor();
+  await listed(input.workspace, sessionId);
+  // A session made elsewhere (by the test, with the bearer token) is listed too, under its workspace.
+  await listed(input.otherWorkspace, input.otherSessionId);
+  log(`session ${sessionId} open; both sessions listed under their workspaces`);
   await page.fill("#prompt", `edit ${input.fileName} ${input.fileContent}`);
   await page.click("#prompt-form button[type=submit]");
 

@@ -98,10 +98,14 @@ async fn the_console_logs_in_streams_a_session_and_an_allow_click_lands_the_file
     let daemon = daemon_with_token(&[]).await;
     let ws = tempdir();
     let workspace = std::fs::canonicalize(ws.path()).unwrap();
+    let other = tempdir();
+    let (other_session, _) = create(&daemon, other.path()).await;
     let screenshot = repo_root().join("target/console.png");
     let _ = std::fs::remove_file(&screenshot);
     let result = browser(json!({
         "mode": "console",
+        "otherWorkspace": std::fs::canonicalize(other.path()).unwrap().display().to_string(),
+        "otherSessionId": other_session,
         "base": daemon.base_url(),
         "token": TOKEN,
         "workspace": workspace.display().to_string(),

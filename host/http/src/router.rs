@@ -67,6 +67,7 @@ pub const ROUTE_TABLE: &[Route] = &[
     Route::client("GET", "/session/{id}/events"),
     Route::client("POST", "/permission/{requestId}"),
     Route::client("GET", "/workspace/{cwd}/sessions"),
+    Route::client("GET", "/sessions"),
     Route::client("POST", "/login"),
     Route::client("POST", "/logout"),
     Route {
@@ -91,6 +92,7 @@ fn handler<B: Backend>(route: &Route) -> MethodRouter<AppState<B>> {
         ("GET", "/session/{id}/events") => get(events::events::<B>),
         ("POST", "/permission/{requestId}") => post(permission::vote::<B>),
         ("GET", "/workspace/{cwd}/sessions") => get(workspace::list_sessions::<B>),
+        ("GET", "/sessions") => get(workspace::list_all::<B>),
         ("PUT", "/admin/policy") => put(admin::put_policy::<B>),
         (method, path) => unreachable!("ROUTE_TABLE lists {method} {path} without a handler"),
     }

@@ -33,8 +33,7 @@ export const api = {
   logout: () => call("POST", "/logout"),
   capabilities: () => call("GET", "/capabilities"),
   createSession: (cwd) => call("POST", "/session", { cwd }),
-  workspaceSessions: (cwd) =>
-    call("GET", `/workspace/${encodeURIComponent(cwd)}/sessions`),
+  sessions: () => call("GET", "/sessions"),
   prompt: (sessionId, text) =>
     call("POST", `/session/${encodeURIComponent(sessionId)}/prompt`, {
       prompt: [{ type: "text", text }],

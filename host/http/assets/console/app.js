@@ -4,7 +4,6 @@ import { api, follow, HttpError } from "./api.js";
 import { el, Transcript, permissionCard, resolveCard, decisionItem } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
-const WORKSPACES_KEY = "qserve.console.workspaces";
 
 const state = {
   source: null,
@@ -13,21 +12,6 @@ const state = {
   transcript: null,
   refreshTimer: null,
 };
-
-function workspaces() {
-  try {
-    const list = JSON.parse(localStorage.getItem(WORKSPACES_KEY) || "[]");
-    return Array.isArray(list) ? list.filter((w) => typeof w === "string") : [];
-  } catch (_) {
-    return [];
-  }
-}
-
-function remember(cwd) {
-  const list = workspaces().filter((w) => w !== cwd);
-  list.unshift(cwd);
-  localStorage.setItem(WORKSPACES_KEY, JSON.stringify(list.slice(0, 20)));
-}
 
 function showPolicy(policy) {
   if (!policy) return;
@@ -43,41 +27,47 @@ function showPolicy(policy) {
   node.dataset.sha256 = policy.sha256;
 }
 
+/// Every live session of the daemon, grouped by workspace.
 async function refreshWorkspaces() {
-  const root = $("workspaces");
-  const sections = [];
-  for (const cwd of workspaces()) {
-    let sessions = [];
-    let error = null;
-    try {
-      sessions = (await api.workspaceSessions(cwd)).sessions || [];
-    } catch (e) {
-      if (e instanceof HttpError && e.status === 401) return showLogin();
-      error = e.message;
-    }
-    const items = sessions.map((s) =>
-      el(
-        "li",
-        {},
-        el("a", {
-          href: `#session=${encodeURIComponent(s.sessionId)}`,
-          class: s.sessionId === state.sessionId ? "session-link open" : "session-link",
-          "data-session-id": s.sessionId,
-          text: `${s.sessionId.slice(0, 8)} · ${s.agent || "default"}`,
-        }),
-      ),
-    );
-    sections.push(
-      el(
-        "section",
-        { class: "workspace", "data-cwd": cwd },
-        el("h3", { text: cwd }),
-        error ? el("p", { class: "error", text: error }) : null,
-        items.length ? el("ul", {}, items) : el("p", { class: "empty", text: "no live sessions" }),
-      ),
-    );
+  let sessions;
+  try {
+    sessions = (await api.sessions()).sessions || [];
+  } catch (e) {
+    if (e instanceof HttpError && e.status === 401) return showLogin();
+    $("workspaces").replaceChildren(el("p", { class: "error", text: e.message }));
+    return;
   }
-  root.replaceChildren(...sections);
+  const byWorkspace = new Map();
+  for (const s of sessions) {
+    if (!byWorkspace.has(s.workspaceCwd)) byWorkspace.set(s.workspaceCwd, []);
+    byWorkspace.get(s.workspaceCwd).push(s);
+  }
+  const sections = [...byWorkspace].map(([cwd, list]) =>
+    el(
+      "section",
+      { class: "workspace", "data-cwd": cwd },
+      el("h3", { text: cwd }),
+      el(
+        "ul",
+        {},
+        list.map((s) =>
+          el(
+            "li",
+            {},
+            el("a", {
+              href: `#session=${encodeURIComponent(s.sessionId)}`,
+              class: s.sessionId === state.sessionId ? "session-link open" : "session-link",
+              "data-session-id": s.sessionId,
+              text: `${s.sessionId.slice(0, 8)} · ${s.agent || "default"}`,
+            }),
+          ),
+        ),
+      ),
+    ),
+  );
+  $("workspaces").replaceChildren(
+    ...(sections.length ? sections : [el("p", { class: "empty", text: "no live sessions" })]),
+  );
 }
 
 function closeStream() {
@@ -233,18 +223,9 @@ function wire() {
     $("new-session-error").textContent = "";
     try {
       const created = await api.createSession(cwd);
-      remember(created.workspaceCwd || cwd);
       location.hash = `session=${encodeURIComponent(created.sessionId)}`;
     } catch (e) {
       $("new-session-error").textContent = e.message;
-    }
-  });
-
-  $("watch-workspace").addEventListener("click", () => {
-    const cwd = $("cwd").value.trim();
-    if (cwd.startsWith("/")) {
-      remember(cwd);
-      refreshWorkspaces();
     }
   });
 
