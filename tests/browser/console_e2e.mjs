@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const input = JSON.parse(process.argv[2] || "{}");
 const CHROMIUM = input.chromium || "/usr/bin/chromium";
-const WAIT = 30_000;
+const WAIT = 60_000; // per step: CI machines are loaded
 
 function fail(message) {
   console.error(`console_e2e: FAIL: ${message}`);

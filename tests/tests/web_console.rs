@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "console-e2e-token-3f9a";
-const BROWSER_WAIT: Duration = Duration::from_secs(180);
+const BROWSER_WAIT: Duration = Duration::from_secs(300);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
