@@ -122,7 +122,8 @@ async function consoleMode() {
   log("the second tab shows the card");
 
   await page.click(`.card[data-request-id="${requestId}"] button[data-option-id=proceed_once]`);
-  await page.locator(".card .outcome", { hasText: "your vote won" }).waitFor();
+  await page.locator(`.card[data-request-id="${requestId}"] .my-vote`, { hasText: "your vote won: Allow" }).waitFor();
+  await page.locator(`.card[data-request-id="${requestId}"][data-state=resolved]`).waitFor();
   await second.locator(`.card[data-request-id="${requestId}"][data-state=resolved]`).waitFor();
   const secondOutcome = await second.textContent(`.card[data-request-id="${requestId}"] .outcome`);
   const secondButtonsDisabled = await second.$$eval(

@@ -360,6 +360,18 @@ async fn login_cookie_flags_and_the_same_origin_rule_over_plain_http() {
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 
+    // A read the browser says another origin of the site sent (an `<img>` or
+    // `<script>` of a page on another port): refused, though the cookie came along.
+    let (status, _) = send(
+        daemon
+            .http()
+            .get(daemon.url("/capabilities"))
+            .header("cookie", &cookie)
+            .header("sec-fetch-site", "same-site"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
     // Another origin, or the own origin under a rebound Host: refused.
     for (origin, host_header) in [
         ("http://127.0.0.1:1".to_owned(), host.clone()),

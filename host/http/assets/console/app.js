@@ -96,13 +96,13 @@ function setStatus(text) {
   $("session-status").dataset.state = text;
 }
 
-async function vote(requestId, option, card, outcome) {
-  outcome.textContent = `voting ${option.name}…`;
+async function vote(requestId, option, card, line) {
+  line.textContent = `voting ${option.name}…`;
   try {
     await api.vote(requestId, option.optionId);
-    outcome.textContent = `your vote won: ${option.name}`;
+    line.textContent = `your vote won: ${option.name}`;
   } catch (e) {
-    outcome.textContent =
+    line.textContent =
       e instanceof HttpError && e.status === 404
         ? "another client answered first"
         : `vote failed: ${e.message}`;

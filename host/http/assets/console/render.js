@@ -133,14 +133,17 @@ export class Transcript {
 export function permissionCard(data, onVote) {
   const call = data.toolCall || {};
   const locations = (call.locations || []).map((l) => l.path).filter(Boolean).join(", ");
+  // How the request ended (any client's vote, a timeout) and what became
+  // of this tab's own vote are two lines: the two answers arrive in either order.
   const outcome = el("p", { class: "outcome", role: "status" });
+  const myVote = el("p", { class: "my-vote" });
   const buttons = (data.options || []).map((option) =>
     el("button", {
       type: "button",
       class: `option ${option.kind || ""}`,
       "data-option-id": option.optionId,
       text: option.name || option.optionId,
-      onclick: () => onVote(option, card, outcome),
+      onclick: () => onVote(option, card, myVote),
     }),
   );
   const card = el(
@@ -150,6 +153,7 @@ export function permissionCard(data, onVote) {
     el("p", { class: "meta" }, `${call.kind || "other"}${locations ? ` · ${locations}` : ""}`),
     el("div", { class: "options" }, buttons),
     outcome,
+    myVote,
   );
   return card;
 }

@@ -55,7 +55,8 @@ pub enum CookieAuth {
     /// A live session, on a safe method or from the console's own origin.
     Passes,
     /// A live session on a state-changing request without the console's
-    /// own `Origin`: refused.
+    /// own `Origin`, or on any request a browser says another site or
+    /// origin sent (`Sec-Fetch-Site`): refused.
     WrongOrigin,
 }
 
@@ -74,6 +75,18 @@ impl Console {
         let live = session_cookie(request.headers()).is_some_and(|v| self.sessions.is_live(v));
         if !live {
             return CookieAuth::Absent;
+        }
+        // Browsers say where a request comes from (Fetch Metadata): a page of
+        // another origin — even one the cookie is sent from, on the same site —
+        // gets nothing through the cookie, not even a GET it cannot read
+        // (an `<img>` or `<script>` pointed at an event stream would hold a
+        // subscriber slot).
+        let fetch_site = request
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|value| value.to_str().ok());
+        if matches!(fetch_site, Some("same-site" | "cross-site")) {
+            return CookieAuth::WrongOrigin;
         }
         let safe = matches!(*request.method(), Method::GET | Method::HEAD);
         let own_origin = request
@@ -190,5 +203,16 @@ mod tests {
             console.cookie_auth(&request("GET", None, own)),
             CookieAuth::Absent
         );
+        for site in ["same-site", "cross-site"] {
+            let mut get = request("GET", Some(&cookie), None);
+            get.headers_mut()
+                .insert("sec-fetch-site", site.parse().unwrap());
+            assert_eq!(console.cookie_auth(&get), CookieAuth::WrongOrigin, "{site}");
+        }
+        let mut own_get = request("GET", Some(&cookie), None);
+        own_get
+            .headers_mut()
+            .insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert_eq!(console.cookie_auth(&own_get), CookieAuth::Passes);
     }
 }
