@@ -197,11 +197,16 @@ async function crossOriginMode() {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const evilOrigin = `http://127.0.0.1:${server.address().port}`;
   const evil = await newPage();
+  // What the daemon answered the page, as the browser received it (before CORS hid it).
+  const answers = [];
+  evil.on("response", (response) => {
+    if (response.url().startsWith(input.base)) answers.push({ url: response.url(), status: response.status() });
+  });
   await evil.goto(evilOrigin + "/");
   await evil.waitForFunction(() => window.__results !== undefined);
   const results = await evil.evaluate(() => window.__results);
   server.close();
-  return { evilOrigin, results };
+  return { evilOrigin, results, answers };
 }
 
 let result;

@@ -221,6 +221,21 @@ async fn a_page_from_another_origin_reads_nothing_and_drives_nothing_even_while_
     assert_eq!(results["noCorsSent"], true, "{results}");
     assert_eq!(results["eventSource"]["messages"], 0, "{results}");
     assert_eq!(results["eventSource"]["readyState"], 2, "closed: {results}");
+    // The daemon itself refused what the browser delivered without CORS
+    // checks (the two no-cors writes, whose answers the page cannot see):
+    // 403 before any body was read. Every answer the browser got was a 403.
+    let answers = result["answers"].as_array().expect("answers");
+    for path in [format!("/permission/{request_id}"), "/session".to_owned()] {
+        assert!(
+            answers
+                .iter()
+                .any(|a| a["url"] == daemon.url(&path) && a["status"] == 403),
+            "{path} refused: {answers:?}"
+        );
+    }
+    for answer in answers {
+        assert_eq!(answer["status"], 403, "{answer}");
+    }
 
     // The daemon refused: the permission is still pending (this vote wins),
     // and no session was created in the other workspace.
