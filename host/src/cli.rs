@@ -253,6 +253,10 @@ pub struct ServeArgs {
         value_name = "ORIGIN"
     )]
     pub allow_origin: Vec<qserve_http::origin::AllowedOrigin>,
+    /// Do not serve the web console (`/`, `/console/*`, `POST /login`,
+    /// `POST /logout`); then every `Origin` but `--allow-origin` ones is refused.
+    #[arg(long, env = "QSERVE_NO_WEB")]
+    pub no_web: bool,
     /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs --tls-key.
     #[arg(
         long,

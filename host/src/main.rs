@@ -192,6 +192,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rate_limit: args.rate_limit,
         allowed_origins: qserve_http::origin::OriginPolicy::new(args.allow_origin.clone()),
         tls: tls.clone(),
+        web: !args.no_web,
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {

@@ -66,6 +66,9 @@ pub struct HttpConfig {
     pub allowed_origins: crate::origin::OriginPolicy,
     /// `--tls-cert`/`--tls-key`: serve HTTPS directly. `None` = plain HTTP.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Serve the web console (`/`, `/console/*`, `POST /login`, `/logout`)
+    /// and let its own origin through the Origin check. `--no-web` = false.
+    pub web: bool,
 }
 
 /// 10 MB, the body limit of `qwen serve`.
@@ -92,6 +95,7 @@ impl Default for HttpConfig {
             rate_limit: None,
             allowed_origins: crate::origin::OriginPolicy::default(),
             tls: None,
+            web: true,
         }
     }
 }

@@ -312,6 +312,30 @@ impl Backend for Bridge {
         self.inner.list_workspace(cwd).await
     }
 
+    /// From the host's table of live sessions (the web console's list).
+    async fn list_sessions(&self) -> Result<Vec<SessionSummary>, BackendError> {
+        let mut listed: Vec<SessionSummary> = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .map(|live| SessionSummary {
+                session_id: live.id.clone(),
+                workspace_cwd: live.agent.workspace.clone(),
+                agent: live.agent_info.name.clone(),
+            })
+            .collect();
+        listed.sort_by(|a, b| {
+            (&a.workspace_cwd, &a.agent, &a.session_id).cmp(&(
+                &b.workspace_cwd,
+                &b.agent,
+                &b.session_id,
+            ))
+        });
+        Ok(listed)
+    }
+
     async fn set_model(&self, session_id: &str, model_id: String) -> Result<Value, BackendError> {
         self.inner.set_model(session_id, &model_id).await
     }

@@ -25,6 +25,10 @@
 //! - `permissions-until-cancel [KIND]`: permission requests one after the
 //!   other until the turn is cancelled; then a chunk `permissions: sent N
 //!   answered N selected S cancelled C ids FIRST..LAST` (hot-swap load).
+//! - `edit NAME CONTENT`: a `plan`, a pending `tool_call`, a permission
+//!   request (`proceed_once` "Allow" / `cancel` "Reject"); allowed, it
+//!   writes CONTENT to NAME in the workspace (`fs/write_text_file`); the
+//!   tool call ends `completed` or `failed`, then a chunk `edit: STATUS`.
 //! - `write PATH CONTENT`: `fs/write_text_file` (in CONTENT, `\n` becomes a
 //!   newline); a chunk reports `write: ok` or `write: error CODE MESSAGE`.
 //! - `read PATH [LINE [LIMIT]]`: `fs/read_text_file`; a chunk reports
