@@ -66,6 +66,9 @@ pub struct HttpConfig {
     pub allowed_origins: crate::origin::OriginPolicy,
     /// `--tls-cert`/`--tls-key`: serve HTTPS directly. `None` = plain HTTP.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// `--node-id`: this daemon's name among several behind a proxy, shown
+    /// by `/capabilities` as `nodeId`. `None` = not shown.
+    pub node_id: Option<String>,
 }
 
 /// 10 MB, the body limit of `qwen serve`.
@@ -92,6 +95,7 @@ impl Default for HttpConfig {
             rate_limit: None,
             allowed_origins: crate::origin::OriginPolicy::default(),
             tls: None,
+            node_id: None,
         }
     }
 }
