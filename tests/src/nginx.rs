@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::process_group::kill_group_and_wait;
+use nix::sys::signal::Signal;
+
+use crate::process_group::{kill_group_and_wait, signal_group};
 
 /// The template docs/deploy.md shows, relative to the repository.
 pub fn template_path() -> PathBuf {
@@ -147,10 +149,12 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         let pgid = self.child.id();
+        signal_group(pgid, Signal::SIGKILL);
+        // Reap the master first: a zombie still counts as a group member.
+        let _ = self.child.wait();
         if !kill_group_and_wait(pgid, Duration::from_secs(5)) {
             eprintln!("e2e: nginx process group {pgid} survived SIGKILL for 5 s");
         }
-        let _ = self.child.wait();
     }
 }
 
