@@ -193,7 +193,7 @@ async fn workspaces_and_sessions_land_on_their_owner_through_nginx() {
             .get_json(&format!("/workspace/{}/sessions", encode(cwd)))
             .await
             .1;
-        assert_eq!(session_ids(&listed), [sid.clone()]);
+        assert_eq!(session_ids(&listed), vec![sid.clone()]);
         let elsewhere = other
             .get_json(&format!("/workspace/{}/sessions", encode(cwd)))
             .await
@@ -205,7 +205,12 @@ async fn workspaces_and_sessions_land_on_their_owner_through_nginx() {
         let path = format!("/workspace/{}/sessions", encode(cwd));
         let (status, listed) = c.proxy_json(Method::GET, &path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {listed}");
-        assert_eq!(session_ids(&listed), [sid.clone()], "{path}\n{}", c.logs());
+        assert_eq!(
+            session_ids(&listed),
+            vec![sid.clone()],
+            "{path}\n{}",
+            c.logs()
+        );
         let (_, again) = c
             .proxy_json(Method::POST, "/session", Some(&json!({ "cwd": cwd })))
             .await;
