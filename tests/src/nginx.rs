@@ -24,7 +24,13 @@ pub fn template_path() -> PathBuf {
 /// Panics with what to install when there is none: the scale-out test must run.
 pub fn nginx_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("QSERVE_E2E_NGINX") {
-        return PathBuf::from(path);
+        let path = PathBuf::from(path);
+        assert!(
+            path.exists(),
+            "QSERVE_E2E_NGINX={} does not exist: the scale-out test needs nginx",
+            path.display()
+        );
+        return path;
     }
     let debian = PathBuf::from("/usr/sbin/nginx");
     if debian.exists() {

@@ -226,8 +226,8 @@ async fn workspaces_and_sessions_land_on_their_owner_through_nginx() {
     }
 
     // One session per daemon: the stream through the proxy shows the
-    // permission request while the prompt is still waiting on it (SSE is
-    // not buffered), and the vote through the proxy reaches the owner.
+    // permission request while the prompt is still waiting on it, and the
+    // vote through the proxy reaches the owner.
     for node in ["a", "b"] {
         let (_, _, sid) = created
             .iter()
