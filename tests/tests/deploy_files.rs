@@ -218,3 +218,25 @@ fn the_configmap_policy_loads_with_builtin_rules() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn the_proxy_deployment_sets_every_variable_of_the_nginx_template() {
+    let template = read("deploy/nginx/qserve.conf.template");
+    let proxy = read("deploy/k8s/proxy.yaml");
+    let mut used: Vec<&str> = template
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| line.split("${").skip(1))
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    assert_eq!(used.len(), 5, "{used:?}");
+    for name in used {
+        assert!(
+            proxy.contains(&format!("- name: {name}\n")),
+            "deploy/k8s/proxy.yaml does not set {name}"
+        );
+    }
+    assert!(proxy.contains("mountPath: /etc/nginx/templates"));
+}
