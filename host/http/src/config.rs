@@ -69,6 +69,9 @@ pub struct HttpConfig {
     /// Serve the web console (`/`, `/console/*`, `POST /login`, `/logout`)
     /// and let its own origin through the Origin check. `--no-web` = false.
     pub web: bool,
+    /// `--node-id`: this daemon's name among several behind a proxy, shown
+    /// by `/capabilities` as `nodeId`. `None` = not shown.
+    pub node_id: Option<String>,
 }
 
 /// 10 MB, the body limit of `qwen serve`.
@@ -96,6 +99,7 @@ impl Default for HttpConfig {
             allowed_origins: crate::origin::OriginPolicy::default(),
             tls: None,
             web: true,
+            node_id: None,
         }
     }
 }

@@ -114,6 +114,7 @@ pub fn build_router<B: Backend>(
         body_limit: BodyLimit(config.max_body_bytes),
         admin_body_limit: AdminBodyLimit(config.max_admin_body_bytes),
         stop,
+        node_id: config.node_id.as_deref().map(Arc::from),
     };
     let routes = ROUTE_TABLE
         .iter()

@@ -206,6 +206,12 @@ impl Bridge {
         }
     }
 
+    /// `--watch-policy` saw a policy file change: reload as SIGHUP does (a
+    /// failure is logged by the reload and leaves the old policy active).
+    pub async fn on_policy_files_changed(&self) {
+        let _ = self.inner.reload_changed_policy().await;
+    }
+
     /// Wait until the decision log has written everything queued (shutdown).
     pub fn flush_decision_log(&self) {
         self.inner.decisions.flush()
