@@ -4,6 +4,7 @@
 #   @google/gemini-cli               the real ACP agent `gemini --acp`
 #   @zed-industries/claude-code-acp  the real ACP agent `claude-code-acp` (bundles Claude Code)
 #   @qwen-code/sdk                   DaemonClient, the client qserve must stay wire-compatible with
+#   playwright-core                  drives /usr/bin/chromium in the web console test (no browser download)
 # All three agents are pure JavaScript: installed with --omit=optional --ignore-scripts, so no
 # install step downloads a prebuilt binary (the machines reach the npm registry and no other host).
 # Versions come from tests/npm/package-lock.json, so every machine runs the same agent.
@@ -99,7 +100,7 @@ fi
 
 # Every package the tests use must be there, at the version package.json pins: fail loudly,
 # never leave a real-agent test to discover a missing agent.
-for package in @qwen-code/qwen-code @google/gemini-cli @zed-industries/claude-code-acp @qwen-code/sdk; do
+for package in @qwen-code/qwen-code @google/gemini-cli @zed-industries/claude-code-acp @qwen-code/sdk playwright-core; do
     pinned="$(cd "$npm_dir" && node -p "require('./package.json').dependencies['$package'] || ''")"
     version="$(cd "$npm_dir" && node -p "require('./node_modules/$package/package.json').version" 2>/dev/null)" || {
         say "$package is not installed in $npm_dir/node_modules" >&2

@@ -253,6 +253,10 @@ pub struct ServeArgs {
         value_name = "ORIGIN"
     )]
     pub allow_origin: Vec<qserve_http::origin::AllowedOrigin>,
+    /// Do not serve the web console (`/`, `/console/*`, `POST /login`,
+    /// `POST /logout`); then every `Origin` but `--allow-origin` ones is refused.
+    #[arg(long, env = "QSERVE_NO_WEB")]
+    pub no_web: bool,
     /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs --tls-key.
     #[arg(
         long,
@@ -296,6 +300,16 @@ pub struct ServeArgs {
     /// (ms; 0 = never).
     #[arg(long, env = "QSERVE_SESSION_IDLE_TIMEOUT_MS", default_value_t = 30 * 60 * 1000)]
     pub session_idle_timeout_ms: u64,
+    /// This daemon's name among several behind a proxy (a-z, 0-9, `-`; e.g.
+    /// the pod name). Every session id it hands out then starts with `NAME.`,
+    /// so the proxy can route a session's requests to it (docs/deploy.md).
+    #[arg(long, env = "QSERVE_NODE_ID", value_parser = crate::node_id::parse)]
+    pub node_id: Option<String>,
+    /// Reload the policy when the `--component` file or the `--policy-config`
+    /// file changes (checked every 2 s, by content; follows symlinks, so a
+    /// Kubernetes ConfigMap update is seen), as SIGHUP does.
+    #[arg(long, env = "QSERVE_WATCH_POLICY")]
+    pub watch_policy: bool,
     /// Prompts running or queued per session; one more gets 503
     /// `prompt_queue_full` (0 = unlimited).
     #[arg(

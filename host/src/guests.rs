@@ -114,17 +114,25 @@ pub fn core_loader(
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let component = engine.load_bytes(&path.display().to_string(), &bytes, "core")?;
-        let core = CoreGuest::new(engine, &component, limits)?;
+        let mut core = CoreGuest::new(engine, &component, limits)?;
+        if let Some(node) = &args.node_id {
+            core.set_id_prefix(node);
+        }
         return Ok(Box::new(move || core));
     }
     let engine = engine.clone();
+    let node_id = args.node_id.clone();
     Ok(Box::new(move || {
         let started = std::time::Instant::now();
         let component = engine
             .load_bytes("embedded core", EMBEDDED_CORE, "core")
             .expect("the embedded core compiles (it is built and tested with this binary)");
-        let core = CoreGuest::new(&engine, &component, limits)
+        let mut core = CoreGuest::new(&engine, &component, limits)
             .expect("the embedded core links (it is built and tested with this binary)");
+        // `--node-id`: session ids say which daemon owns them (docs/deploy.md).
+        if let Some(node) = &node_id {
+            core.set_id_prefix(node);
+        }
         tracing::debug!(elapsed = ?started.elapsed(), "embedded core ready");
         core
     }))

@@ -5,6 +5,7 @@ mod attach;
 mod bridge;
 mod cli;
 mod guests;
+mod node_id;
 mod policy;
 mod policy_cmd;
 mod signals;
@@ -129,6 +130,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let engine = guests::engine(&args)?;
     let core = guests::core_loader(&engine, &args)?;
+    // Read before the policy is loaded: a change in between is reloaded.
+    let watched = args
+        .watch_policy
+        .then(|| policy::watch::PolicyFiles::baseline(&args));
     let policy = guests::load_policy(&engine, &args).await?;
     let shadow = guests::load_shadow(&engine, &args).await?;
     let decisions = match &args.decision_log {
@@ -168,6 +173,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let policy_info = policy.info();
     let bridge = Bridge::new(config, core, policy, shadow, decisions);
+    if let Some(files) = watched {
+        policy::watch::spawn(files, bridge.clone());
+    }
 
     // Read before binding: a wrong certificate file stops the start-up with
     // its path and the reason.
@@ -192,6 +200,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rate_limit: args.rate_limit,
         allowed_origins: qserve_http::origin::OriginPolicy::new(args.allow_origin.clone()),
         tls: tls.clone(),
+        web: !args.no_web,
+        node_id: args.node_id.clone(),
         ..qserve_http::HttpConfig::default()
     };
     let shown_host = if local.is_ipv6() {

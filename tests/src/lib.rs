@@ -12,6 +12,7 @@ pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_openai;
 pub mod mock_server;
+pub mod nginx;
 pub mod process_group;
 pub mod real_agent;
 pub mod real_agent_suite;

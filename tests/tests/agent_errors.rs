@@ -81,3 +81,36 @@ async fn agent_failures_reach_the_client_with_their_code_data_and_exit_status() 
         "its stderr: {message}"
     );
 }
+
+/// Seed edge case: the model switch of a create can race the agent's death. A
+/// session whose agent died while its model was being switched is not handed
+/// out as live (`qwen serve` once answered 200 with an id that 404ed ever after).
+#[tokio::test]
+async fn a_create_whose_model_switch_races_the_agents_death_is_not_returned_as_live() {
+    let daemon = common::daemon(&[], &[("FAKE_AGENT_EXIT_ON_SET_MODEL", "1")]).await;
+    let ws = tempdir();
+    let cwd = ws.path().display().to_string();
+    let (status, body) = daemon
+        .post_json(
+            "/session",
+            &json!({ "cwd": cwd, "modelServiceId": "fake-model-2" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "a session whose agent died is not live: {body}\n{}",
+        daemon.log()
+    );
+    assert_eq!(body["code"], "agent_died", "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or_default().contains("model"),
+        "the message says the agent died during the model switch: {body}"
+    );
+    let encoded = cwd.replace('/', "%2F");
+    let (status, listed) = daemon
+        .get_json(&format!("/workspace/{encoded}/sessions"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["sessions"], json!([]), "no ghost session is listed");
+}

@@ -82,7 +82,7 @@ async fn an_idle_session_without_subscribers_is_reaped_and_a_watched_one_is_not(
     let mut events = daemon.subscribe(&watched, None).await;
 
     assert!(
-        daemon.wait_for_log("reaping an idle session", WAIT).await,
+        daemon.wait_for_log("reaped an idle session", WAIT).await,
         "no session was reaped:\n{}",
         daemon.log()
     );
@@ -97,6 +97,49 @@ async fn an_idle_session_without_subscribers_is_reaped_and_a_watched_one_is_not(
         "end_turn"
     );
     wait_event(&mut events, "turn_complete", |_| true).await;
+}
+
+/// An attach is a client call: a session that clients keep attaching to is
+/// in use and is not reaped, while an untouched one beside it is. (The attach
+/// also re-checks, on the hub thread, what the reaper decided on: see
+/// `Inner::end_session_if`.)
+#[tokio::test]
+async fn a_session_that_clients_keep_attaching_to_is_not_reaped() {
+    let daemon = daemon(&["--session-idle-timeout-ms", "3000"], &[]).await;
+    let ws = tempdir();
+    let untouched_ws = tempdir();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let (untouched, _) = create(&daemon, untouched_ws.path()).await;
+    // Attaches paced well inside the timeout, for more than twice its length.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(7);
+    while tokio::time::Instant::now() < until {
+        let (again, attached) = create(&daemon, ws.path()).await;
+        assert!(
+            attached,
+            "the session was reaped under its clients:\n{}",
+            daemon.log()
+        );
+        assert_eq!(again, session);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        daemon.wait_for_log("reaped an idle session", WAIT).await,
+        "the reaper ran meanwhile:\n{}",
+        daemon.log()
+    );
+    let (status, body) = delete(&daemon, &untouched).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the untouched one was reaped: {body}"
+    );
+    assert_eq!(body["reason"], "reaped");
+    let (status, body) = delete(&daemon, &session).await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "the attached one is live: {body}"
+    );
 }
 
 #[tokio::test]

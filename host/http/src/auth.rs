@@ -24,6 +24,9 @@ pub struct BearerAuth {
     /// secret; elsewhere it is not, so a stranger cannot confirm a daemon
     /// is listening.
     health_exempt: bool,
+    /// While the web console is served: its session cookie is an
+    /// alternative to the bearer token (an `EventSource` cannot send one).
+    console: Option<Arc<crate::web::Console>>,
 }
 
 impl BearerAuth {
@@ -33,9 +36,21 @@ impl BearerAuth {
         Self {
             token: token.map(String::into_bytes),
             health_exempt,
+            console: None,
         }
     }
+
+    /// Accepts the console's session cookie too.
+    pub fn with_console(mut self, console: Option<Arc<crate::web::Console>>) -> Self {
+        self.console = console;
+        self
+    }
 }
+
+/// 403 for a state-changing request authenticated by the console cookie
+/// but sent from a page that is not the console.
+pub const COOKIE_WITHOUT_OWN_ORIGIN: &str =
+    "Request denied: a request authenticated by the console cookie must come from the console's own origin";
 
 /// Middleware: 401 unless the request carries the token (or needs none).
 pub async fn require_bearer(
@@ -50,9 +65,18 @@ pub async fn require_bearer(
         return next.run(request).await;
     }
     if bearer_matches(request.headers().get(header::AUTHORIZATION), token) {
-        next.run(request).await
-    } else {
-        ApiError::unauthorized().into_response()
+        return next.run(request).await;
+    }
+    match auth
+        .console
+        .as_ref()
+        .map(|console| console.cookie_auth(&request))
+    {
+        Some(crate::web::CookieAuth::Passes) => next.run(request).await,
+        Some(crate::web::CookieAuth::WrongOrigin) => {
+            ApiError::forbidden(COOKIE_WITHOUT_OWN_ORIGIN).into_response()
+        }
+        _ => ApiError::unauthorized().into_response(),
     }
 }
 
@@ -86,7 +110,7 @@ fn trim_whitespace(bytes: &[u8]) -> &[u8] {
 
 /// Time depends on the expected token's length only, not on where (or
 /// whether) the given bytes differ, nor on the given length.
-fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut same = (given.len() as u64).ct_eq(&(expected.len() as u64));
     for (index, byte) in expected.iter().enumerate() {
         let other = given.get(index).copied().unwrap_or(!*byte);

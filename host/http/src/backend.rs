@@ -293,6 +293,15 @@ pub trait Backend: Send + Sync + 'static {
         cwd: PathBuf,
     ) -> impl Future<Output = Result<Vec<SessionSummary>, BackendError>> + Send;
 
+    /// Every live session of every workspace (`GET /sessions`, what the web
+    /// console lists), by workspace, then agent, then id. A backend that
+    /// cannot tell lists none.
+    fn list_sessions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<SessionSummary>, BackendError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Returns the agent's JSON response (the route always answers with a JSON body).
     fn set_model(
         &self,

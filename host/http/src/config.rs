@@ -66,6 +66,12 @@ pub struct HttpConfig {
     pub allowed_origins: crate::origin::OriginPolicy,
     /// `--tls-cert`/`--tls-key`: serve HTTPS directly. `None` = plain HTTP.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Serve the web console (`/`, `/console/*`, `POST /login`, `/logout`)
+    /// and let its own origin through the Origin check. `--no-web` = false.
+    pub web: bool,
+    /// `--node-id`: this daemon's name among several behind a proxy, shown
+    /// by `/capabilities` as `nodeId`. `None` = not shown.
+    pub node_id: Option<String>,
 }
 
 /// 10 MB, the body limit of `qwen serve`.
@@ -92,6 +98,8 @@ impl Default for HttpConfig {
             rate_limit: None,
             allowed_origins: crate::origin::OriginPolicy::default(),
             tls: None,
+            web: true,
+            node_id: None,
         }
     }
 }

@@ -65,15 +65,52 @@ pub async fn require_allowed_host(
     }
 }
 
+/// Which `Origin`s pass: those `--allow-origin` names and, while the web
+/// console is served, the daemon's own origin.
+#[derive(Debug, Clone)]
+pub struct OriginGate {
+    pub allowed: OriginPolicy,
+    /// `Some(scheme)` (`http`/`https`) while the console is served: a page
+    /// whose origin is `scheme://` + the request's own Host is the console.
+    pub own_scheme: Option<&'static str>,
+}
+
+impl OriginGate {
+    /// Whether a request with this `Origin` (and this `Host`) may go on.
+    pub fn passes(&self, origin: &str, host: Option<&str>) -> bool {
+        self.allowed.allows(origin) || self.is_own(origin, host)
+    }
+
+    /// The console's own origin (never an `--allow-origin` one).
+    pub fn is_own(&self, origin: &str, host: Option<&str>) -> bool {
+        match (self.own_scheme, host) {
+            (Some(scheme), Some(host)) => crate::origin::is_same_origin(origin, scheme, host),
+            _ => false,
+        }
+    }
+}
+
+/// The request's `Host` header as text.
+pub fn host_of(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+}
+
 /// Middleware: 403 for any request that says which web page sent it,
-/// unless `--allow-origin` names that page's origin.
+/// unless `--allow-origin` names that page's origin or it is the console's
+/// own origin.
 pub async fn deny_browser_origin(
-    State(allowed): State<Arc<OriginPolicy>>,
+    State(gate): State<Arc<OriginGate>>,
     request: Request,
     next: Next,
 ) -> Response {
     if let Some(origin) = request.headers().get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|origin| allowed.allows(origin));
+        let host = host_of(&request);
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| gate.passes(origin, host));
         if !allowed {
             return ApiError::forbidden(ORIGIN_DENIED).into_response();
         }
@@ -100,6 +137,22 @@ mod tests {
         ] {
             assert!(allowlist.accepts(host), "{host}");
         }
+    }
+
+    #[test]
+    fn the_gate_lets_the_own_origin_through_only_while_the_console_is_served() {
+        let served = OriginGate {
+            allowed: OriginPolicy::default(),
+            own_scheme: Some("http"),
+        };
+        assert!(served.passes("http://127.0.0.1:4170", Some("127.0.0.1:4170")));
+        assert!(!served.passes("http://127.0.0.1:4171", Some("127.0.0.1:4170")));
+        assert!(!served.passes("http://127.0.0.1:4170", None));
+        let off = OriginGate {
+            own_scheme: None,
+            ..served
+        };
+        assert!(!off.passes("http://127.0.0.1:4170", Some("127.0.0.1:4170")));
     }
 
     #[test]

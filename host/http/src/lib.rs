@@ -10,7 +10,7 @@
 //! and stalled-write deadlines, lingering close), `sse` (frames, resume
 //! cursor, stream writer), `routes` (one module per resource; the API is
 //! described by `openapi.json`, served at `/openapi.json`), `server`
-//! (`serve`: the accept loop).
+//! (`serve`: the accept loop), `web` (the console page, its login and cookie).
 
 pub mod backend;
 pub mod config;
@@ -32,6 +32,7 @@ mod router;
 mod routes;
 mod server;
 mod state;
+mod web;
 
 pub use backend::{
     Backend, BackendError, ComponentSource, ConfigSource, CreateSession, DeepHealth, EventFrame,

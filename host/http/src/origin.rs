@@ -137,6 +137,30 @@ impl OriginPolicy {
     }
 }
 
+/// Whether `origin` (a request's `Origin` header) is the daemon's own
+/// origin: `scheme://HOST` where HOST is the request's own `Host` header.
+/// The web console is served by the daemon, so its requests carry exactly
+/// this. The Host header itself is judged elsewhere (the loopback allowlist
+/// refuses a rebound name before this is asked). Default ports are the same
+/// as no port; `null` and anything unparsable are never the daemon's own.
+pub fn is_same_origin(origin: &str, scheme: &str, host: &str) -> bool {
+    if host.is_empty() || host.contains(['*', '/', '@', '?', '#']) {
+        return false;
+    }
+    let (Ok(page), Ok(own)) = (
+        origin.parse::<AllowedOrigin>(),
+        format!("{scheme}://{host}").parse::<AllowedOrigin>(),
+    ) else {
+        return false;
+    };
+    if page.any_subdomain || own.any_subdomain {
+        return false;
+    }
+    let default_port = if own.scheme == "https" { 443 } else { 80 };
+    let normal = |port: Option<u16>| port.filter(|p| *p != default_port);
+    page.scheme == own.scheme && page.host == own.host && normal(page.port) == normal(own.port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +222,42 @@ mod tests {
         assert!("http://[::1]:3000".parse::<AllowedOrigin>().is_ok());
         assert!("http://[::1]".parse::<AllowedOrigin>().is_ok());
         assert!("http://a:b:c".parse::<AllowedOrigin>().is_err());
+    }
+
+    #[test]
+    fn the_daemons_own_origin_is_scheme_and_host_exactly() {
+        assert!(is_same_origin(
+            "http://127.0.0.1:4170",
+            "http",
+            "127.0.0.1:4170"
+        ));
+        assert!(is_same_origin(
+            "http://LOCALHOST:4170",
+            "http",
+            "localhost:4170"
+        ));
+        assert!(is_same_origin(
+            "https://q.example.com",
+            "https",
+            "q.example.com:443"
+        ));
+        assert!(is_same_origin("http://[::1]:4170", "http", "[::1]:4170"));
+        for (origin, scheme, host) in [
+            ("http://127.0.0.1:4171", "http", "127.0.0.1:4170"),
+            ("http://localhost:4170", "http", "127.0.0.1:4170"),
+            ("https://127.0.0.1:4170", "http", "127.0.0.1:4170"),
+            ("http://127.0.0.1:4170", "https", "127.0.0.1:4170"),
+            ("http://evil.example:4170", "http", "127.0.0.1:4170"),
+            ("null", "http", "127.0.0.1:4170"),
+            ("http://127.0.0.1:4170/x", "http", "127.0.0.1:4170"),
+            ("http://*.example.com", "http", "*.example.com"),
+            ("http://127.0.0.1:4170", "http", ""),
+            ("http://127.0.0.1:4170", "http", "127.0.0.1:4170/evil"),
+        ] {
+            assert!(
+                !is_same_origin(origin, scheme, host),
+                "{origin} vs {scheme}://{host}"
+            );
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Routes come from [`ROUTE_TABLE`] (also what `openapi.json` is checked
 //! against). Outermost first: JSON error rewriting → tracing → Host allowlist (loopback
-//! binds) → Origin denial → bearer auth (the admin token on `/admin/*`) → route. Everything up to the route
+//! binds) → Origin denial (the console's own origin passes while it is
+//! served) → bearer auth or the console cookie (`web/`) (the admin token on `/admin/*`) → route. Everything up to the route
 //! runs before a handler's body extractor, so a rejected request is never
 //! read, let alone parsed.
 
@@ -19,7 +20,7 @@ use crate::backend::Backend;
 use crate::body::BodyLimit;
 use crate::config::HttpConfig;
 use crate::fallback;
-use crate::guard::{deny_browser_origin, require_allowed_host, HostAllowlist};
+use crate::guard::{deny_browser_origin, require_allowed_host, HostAllowlist, OriginGate};
 use crate::routes::admin::{self, AdminBodyLimit};
 use crate::routes::{capabilities, events, health, openapi, permission, session, workspace};
 use crate::state::AppState;
@@ -37,6 +38,12 @@ pub struct Route {
 }
 
 impl Route {
+    /// The web console's login routes: routed by `crate::web` (not behind
+    /// the bearer check), and only while the console is served.
+    pub fn is_web(&self) -> bool {
+        matches!(self.path, "/login" | "/logout")
+    }
+
     const fn client(method: &'static str, path: &'static str) -> Self {
         Self {
             method,
@@ -60,6 +67,9 @@ pub const ROUTE_TABLE: &[Route] = &[
     Route::client("GET", "/session/{id}/events"),
     Route::client("POST", "/permission/{requestId}"),
     Route::client("GET", "/workspace/{cwd}/sessions"),
+    Route::client("GET", "/sessions"),
+    Route::client("POST", "/login"),
+    Route::client("POST", "/logout"),
     Route {
         method: "PUT",
         path: "/admin/policy",
@@ -82,6 +92,7 @@ fn handler<B: Backend>(route: &Route) -> MethodRouter<AppState<B>> {
         ("GET", "/session/{id}/events") => get(events::events::<B>),
         ("POST", "/permission/{requestId}") => post(permission::vote::<B>),
         ("GET", "/workspace/{cwd}/sessions") => get(workspace::list_sessions::<B>),
+        ("GET", "/sessions") => get(workspace::list_all::<B>),
         ("PUT", "/admin/policy") => put(admin::put_policy::<B>),
         (method, path) => unreachable!("ROUTE_TABLE lists {method} {path} without a handler"),
     }
@@ -103,10 +114,11 @@ pub fn build_router<B: Backend>(
         body_limit: BodyLimit(config.max_body_bytes),
         admin_body_limit: AdminBodyLimit(config.max_admin_body_bytes),
         stop,
+        node_id: config.node_id.as_deref().map(Arc::from),
     };
     let routes = ROUTE_TABLE
         .iter()
-        .filter(|route| !route.admin)
+        .filter(|route| !route.admin && !route.is_web())
         .fold(Router::new(), |router, route| {
             router.route(route.path, handler::<B>(route))
         })
@@ -115,8 +127,28 @@ pub fn build_router<B: Backend>(
         .with_state(state.clone());
 
     let health_exempt = config.loopback && !config.require_auth;
-    let auth = Arc::new(BearerAuth::new(config.effective_token(), health_exempt));
+    let gate = Arc::new(OriginGate {
+        allowed: config.allowed_origins.clone(),
+        own_scheme: config.web.then_some(if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }),
+    });
+    let console = config.web.then(|| {
+        Arc::new(crate::web::Console::new(
+            config.effective_token(),
+            config.tls.is_some(),
+            gate.clone(),
+        ))
+    });
+    let auth = Arc::new(
+        BearerAuth::new(config.effective_token(), health_exempt).with_console(console.clone()),
+    );
     let mut router = routes.layer(from_fn_with_state(auth, require_bearer));
+    if let Some(console) = console {
+        router = router.merge(crate::web::router(console));
+    }
     // The admin routes sit beside the client routes, behind their own token
     // only: the client token opens nothing there.
     if let Some(admin_token) = config.effective_admin_token() {
@@ -134,7 +166,7 @@ pub fn build_router<B: Backend>(
         router = router.merge(admin);
     }
     let origins = Arc::new(config.allowed_origins.clone());
-    let mut router = router.layer(from_fn_with_state(origins.clone(), deny_browser_origin));
+    let mut router = router.layer(from_fn_with_state(gate, deny_browser_origin));
     // Inside the Host check, outside the Origin check and auth: a preflight
     // from an allowed page is answered here (browsers send no token on it).
     if !origins.is_empty() {

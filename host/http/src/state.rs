@@ -24,6 +24,8 @@ pub struct AppState<B> {
     pub admin_body_limit: AdminBodyLimit,
     /// Cancelled when the server shuts down; ends SSE streams.
     pub stop: CancellationToken,
+    /// `/capabilities.nodeId` (`--node-id`), when set.
+    pub node_id: Option<Arc<str>>,
 }
 
 impl<B> Clone for AppState<B> {
@@ -36,6 +38,7 @@ impl<B> Clone for AppState<B> {
             body_limit: self.body_limit,
             admin_body_limit: self.admin_body_limit,
             stop: self.stop.clone(),
+            node_id: self.node_id.clone(),
         }
     }
 }

@@ -116,3 +116,66 @@ fn missing_or_wrong_files_are_refused_naming_the_file() {
         Err(TlsError::Config(_))
     ));
 }
+
+/// Over TLS the console's cookie is `Secure`, and its own origin is the
+/// `https://` one: the same host over `http://` is another origin.
+#[tokio::test]
+async fn over_https_the_console_cookie_is_secure_and_the_own_origin_is_https() {
+    let cert = Certificate::new();
+    let tls = TlsConfig::from_pem_files(&cert.path("cert.pem"), &cert.path("key.pem")).unwrap();
+    let server = TestServer::with_config(HttpConfig {
+        tls: Some(tls),
+        token: Some("tls-console-token".into()),
+        ..HttpConfig::default()
+    })
+    .await;
+    let host = format!("localhost:{}", server.addr.port());
+    let request = |head: String| {
+        let connector = cert.connector();
+        let addr = server.addr;
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let mut stream = connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer).await;
+            answer
+        }
+    };
+    let body = r#"{"token":"tls-console-token"}"#;
+    let login = request(format!(
+        "POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let cookie_line = login
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {login}"));
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(cookie_line.contains(flag), "{cookie_line}");
+    }
+    let cookie = cookie_line
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for (origin, expected) in [
+        (format!("https://{host}"), "HTTP/1.1 200"),
+        (format!("http://{host}"), "HTTP/1.1 403"),
+    ] {
+        let answer = request(format!(
+            "GET /capabilities HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ))
+        .await;
+        assert!(answer.starts_with(expected), "{origin}: {answer}");
+    }
+}

@@ -78,6 +78,8 @@ pub struct CoreGuest {
     /// Set when a fresh instance could not be built; every call retries.
     broken: Option<String>,
     on_recovery: Option<RecoveryListener>,
+    /// `--node-id` (see [`CoreGuest::set_id_prefix`]); kept for rebuilt instances.
+    id_prefix: Option<Arc<str>>,
 }
 
 impl CoreGuest {
@@ -119,7 +121,17 @@ impl CoreGuest {
             shadow: HashMap::new(),
             broken: None,
             on_recovery: None,
+            id_prefix: None,
         })
+    }
+
+    /// Start every session and permission-request id this core mints from
+    /// now on with `NODE.` (`--node-id`), in this instance and in any
+    /// instance rebuilt after a fault. Set before the first session.
+    pub fn set_id_prefix(&mut self, node: &str) {
+        let prefix: Arc<str> = Arc::from(node);
+        self.store.data_mut().id_prefix = Some(prefix.clone());
+        self.id_prefix = Some(prefix);
     }
 
     /// Be told after every recovery from a fault (called on the owner thread).
@@ -177,6 +189,7 @@ impl CoreGuest {
     fn recover(&mut self) {
         let rebuilt =
             instantiate(&self.pre, &self.limits, &self.clock).and_then(|(mut store, core)| {
+                store.data_mut().id_prefix = self.id_prefix.clone();
                 for shadow in self.shadow.values() {
                     arm_deadline(&mut store, &self.clock);
                     core.qserve_core_sessions()

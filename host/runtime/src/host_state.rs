@@ -30,6 +30,10 @@ pub(crate) struct GuestState {
     pub(crate) call_due: Option<Instant>,
     /// The same for the core, on the engine's coarse clock (`GuestClock`).
     pub(crate) due_ms: u64,
+    /// `--node-id`: put before every id the core mints (`NAME.` + UUID), so
+    /// that a proxy in front of several daemons can tell from a session or
+    /// request id which daemon owns it. Policies' ids are never prefixed.
+    pub(crate) id_prefix: Option<Arc<str>>,
 }
 
 impl GuestState {
@@ -56,6 +60,7 @@ impl GuestState {
             table: ResourceTable::new(),
             call_due: None,
             due_ms: 0,
+            id_prefix: None,
         }
     }
 
@@ -111,7 +116,18 @@ impl core_host::Host for GuestState {
     }
 
     fn random_id(&mut self) -> String {
-        uuid::Uuid::new_v4().to_string()
+        core_id(self.id_prefix.as_deref())
+    }
+}
+
+/// A fresh id for the core: a UUID v4, after `NODE.` when the daemon has a
+/// node id. `.` never occurs in a UUID or a node id, so the first `.` ends
+/// the node's name.
+pub(crate) fn core_id(prefix: Option<&str>) -> String {
+    let uuid = uuid::Uuid::new_v4();
+    match prefix {
+        Some(node) => format!("{node}.{uuid}"),
+        None => uuid.to_string(),
     }
 }
 
@@ -152,5 +168,21 @@ impl WasiView for GuestState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::core_id;
+
+    #[test]
+    fn core_ids_carry_the_node_name_before_the_first_dot() {
+        let plain = core_id(None);
+        assert!(uuid::Uuid::parse_str(&plain).is_ok(), "{plain}");
+        let owned = core_id(Some("node-a"));
+        let (node, rest) = owned.split_once('.').expect("a dot");
+        assert_eq!(node, "node-a");
+        assert!(uuid::Uuid::parse_str(rest).is_ok(), "{owned}");
+        assert_ne!(core_id(Some("node-a")), owned);
     }
 }

@@ -366,3 +366,35 @@ fn a_core_whose_configure_hangs_fails_to_load_at_its_deadline() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// `--node-id`: every id the core mints names the node before the first `.`,
+/// in a core rebuilt after a fault too (a proxy routes on it).
+#[test]
+fn a_node_prefix_starts_every_session_and_request_id_even_after_a_rebuild() {
+    let (mut core, recoveries) = faulty_core();
+    core.set_id_prefix("node-b");
+    let owned_by_b = |id: &str| {
+        id.split_once('.')
+            .is_some_and(|(node, rest)| node == "node-b" && rest.len() == 36)
+    };
+    let sid = create(&mut core, "/w", Scope::Single, "agent-1");
+    assert!(owned_by_b(&sid), "{sid}");
+    let request = core.register_permission(&sid, &options()).unwrap().unwrap();
+    assert!(owned_by_b(&request), "{request}");
+
+    core.publish(
+        &sid,
+        "session_update",
+        r#"{"text":"qserve-test-core-trap"}"#,
+        None,
+    )
+    .expect_err("the injected trap surfaces as a fault");
+    assert_eq!(recoveries.lock().unwrap().len(), 1);
+    let after = create(&mut core, "/other", Scope::Single, "agent-2");
+    assert!(
+        owned_by_b(&after),
+        "a rebuilt core keeps the prefix: {after}"
+    );
+    let request = core.register_permission(&sid, &options()).unwrap().unwrap();
+    assert!(owned_by_b(&request), "{request}");
+}

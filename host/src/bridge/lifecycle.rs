@@ -49,6 +49,49 @@ impl Inner {
         self.answer_cancelled(cancelled);
     }
 
+    /// End a session only if `still_ending` holds, checked on the hub thread
+    /// in the same job that removes the session from the core. A close that
+    /// was decided on an earlier snapshot (the last detach, an idle sweep)
+    /// can so never take a session that a client attached to or subscribed
+    /// to meanwhile: such an attach either lands before this job (and
+    /// `still_ending` sees it) or after it (and gets a fresh session).
+    /// Returns whether the session ended.
+    pub(super) async fn end_session_if(
+        &self,
+        session_id: &str,
+        end: SessionEnd,
+        still_ending: impl FnOnce(&mut super::Hub) -> bool + Send + 'static,
+    ) -> bool {
+        let sid = session_id.to_owned();
+        let data = end.data.to_string();
+        let ended = self
+            .hub
+            .call(move |hub| {
+                if !still_ending(hub) {
+                    return None;
+                }
+                let resolutions = cancel_in_hub(hub, &sid);
+                let _ = hub.publish(&sid, "session_died", &data, None);
+                hub.remove_session(&sid);
+                Some(resolutions)
+            })
+            .await;
+        let cancelled = match ended {
+            Ok(None) => return false,
+            Ok(Some(cancelled)) => cancelled,
+            // The hub is gone (shutdown): nothing can attach any more.
+            Err(_) => Vec::new(),
+        };
+        if self.sessions.lock().unwrap().remove(session_id).is_some() {
+            self.tombstones
+                .lock()
+                .unwrap()
+                .insert(session_id, &end.data);
+        }
+        self.answer_cancelled(cancelled);
+        true
+    }
+
     /// The agent's process is gone: each of its sessions dies with the exit
     /// code or signal; the next create for the workspace spawns afresh.
     pub(super) async fn on_agent_exit(&self, host: &Arc<AgentHost>, reason: &str, exit: ExitInfo) {

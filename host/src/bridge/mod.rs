@@ -217,6 +217,12 @@ impl Bridge {
         }
     }
 
+    /// `--watch-policy` saw a policy file change: reload as SIGHUP does (a
+    /// failure is logged by the reload and leaves the old policy active).
+    pub async fn on_policy_files_changed(&self) {
+        let _ = self.inner.reload_changed_policy().await;
+    }
+
     /// Wait until the decision log has written everything queued (shutdown).
     pub fn flush_decision_log(&self) {
         self.inner.decisions.flush()
@@ -321,6 +327,30 @@ impl Backend for Bridge {
 
     async fn list_workspace(&self, cwd: PathBuf) -> Result<Vec<SessionSummary>, BackendError> {
         self.inner.list_workspace(cwd).await
+    }
+
+    /// From the host's table of live sessions (the web console's list).
+    async fn list_sessions(&self) -> Result<Vec<SessionSummary>, BackendError> {
+        let mut listed: Vec<SessionSummary> = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .map(|live| SessionSummary {
+                session_id: live.id.clone(),
+                workspace_cwd: live.agent.workspace.clone(),
+                agent: live.agent_info.name.clone(),
+            })
+            .collect();
+        listed.sort_by(|a, b| {
+            (&a.workspace_cwd, &a.agent, &a.session_id).cmp(&(
+                &b.workspace_cwd,
+                &b.agent,
+                &b.session_id,
+            ))
+        });
+        Ok(listed)
     }
 
     async fn set_model(&self, session_id: &str, model_id: String) -> Result<Value, BackendError> {

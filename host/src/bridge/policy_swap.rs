@@ -18,6 +18,12 @@ impl Inner {
         self.after_reload("SIGHUP", swapped).await
     }
 
+    /// `--watch-policy`: the same sources as SIGHUP, after one of their files changed.
+    pub(super) async fn reload_changed_policy(&self) -> Result<PolicyInfo, ReloadError> {
+        let swapped = self.policy.reload_startup().await;
+        self.after_reload("a policy file change", swapped).await
+    }
+
     /// `PUT /admin/policy`.
     pub(super) async fn reload_admin_policy(
         &self,

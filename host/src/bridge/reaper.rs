@@ -51,14 +51,15 @@ impl Inner {
                     .into_iter()
                     .map(|id| {
                         let watched = hub.subscriber_count(&id) > 0;
-                        (id, watched)
+                        let attaches = attach_count(hub, &id);
+                        (id, watched, attaches)
                     })
                     .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_default();
         let now = Instant::now();
-        for (session_id, watched) in watched {
+        for (session_id, watched, attaches) in watched {
             let live = self.sessions.lock().unwrap().get(&session_id).cloned();
             let Some(live) = live else { continue };
             if watched || live.turn.pending() > 0 {
@@ -68,14 +69,37 @@ impl Inner {
             if now.duration_since(live.turn.idle_since()) < timeout {
                 continue;
             }
-            tracing::info!(session = %session_id, timeout_ms = timeout.as_millis() as u64, "reaping an idle session");
-            let _ = self
+            // Re-checked in the job that removes it: a client that attached
+            // or subscribed since the snapshot keeps the session.
+            let sid = session_id.clone();
+            let still_idle = move |hub: &mut super::Hub| {
+                hub.subscriber_count(&sid) == 0 && attach_count(hub, &sid) == attaches
+            };
+            let reaped = self
                 .clone()
-                .close_because(
+                .close_if(
                     &session_id,
                     json!({ "reason": "reaped", "idleTimeoutMs": timeout.as_millis() as u64 }),
+                    still_idle,
                 )
                 .await;
+            if reaped {
+                // Logged once the session is gone: its routes already answer
+                // `session_ended`.
+                tracing::info!(session = %session_id, timeout_ms = timeout.as_millis() as u64, "reaped an idle session");
+            } else {
+                live.turn.touch();
+                tracing::debug!(session = %session_id, "idle session kept: a client came back");
+            }
         }
     }
+}
+
+/// The core's attach count of a session (`None` once it is gone).
+fn attach_count(hub: &mut super::Hub, session_id: &str) -> Option<u32> {
+    hub.core
+        .get(session_id)
+        .ok()
+        .flatten()
+        .map(|session| session.attach_count)
 }

@@ -116,6 +116,10 @@ impl Inner {
             ),
         };
         if attached {
+            // An attach is a client call: the session's idle clock restarts.
+            if let Some(live) = self.sessions.lock().unwrap().get(&session_id) {
+                live.turn.touch();
+            }
             // The policy judges attaches too; a refused one gives the
             // attach back (and reaps the session if nobody else holds it).
             let agent = self
@@ -135,6 +139,10 @@ impl Inner {
         if let Some(model) = req.model_service_id.as_deref() {
             // A failed switch keeps the session (and publishes `model_switch_failed`).
             let _ = self.set_model(&session_id, model).await;
+            // The switch yields, and the agent can die meanwhile: a session
+            // whose agent is gone is not handed out as live (seed edge case:
+            // `qwen serve` once answered 200 with an id that 404ed ever after).
+            self.ensure_agent_alive(&session_id, "while its model was being switched")?;
         }
         Ok(SessionCreated {
             session_id,
@@ -142,6 +150,19 @@ impl Inner {
             attached,
             agent: def.name,
         })
+    }
+
+    /// `agent_died` when the session is gone or its agent's connection has
+    /// closed (its death is being handled: the session is about to end).
+    fn ensure_agent_alive(&self, session_id: &str, when: &str) -> Result<(), BackendError> {
+        let live = self.sessions.lock().unwrap().get(session_id).cloned();
+        match live {
+            Some(live) if !live.agent.conn.is_closed() => Ok(()),
+            _ => Err(BackendError::Internal {
+                message: format!("the agent of session {session_id} exited {when}"),
+                code: Some("agent_died"),
+            }),
+        }
     }
 
     /// Ask the policy whether this create or attach may happen; publish
@@ -416,14 +437,14 @@ impl Inner {
     }
 
     /// A client no longer holds the session: detach, and close it when nobody does.
+    /// The detach and the decision to close are one hub job: an attach can
+    /// never slip between "nobody holds it" and the close (seed edge case).
     async fn release(self: &Arc<Self>, session_id: &str) {
         let sid = session_id.to_owned();
-        let remaining = self.hub.call(move |hub| hub.core.detach(&sid)).await;
-        if let Ok(Ok(Some(session))) = remaining {
-            if session.attach_count == 0 {
-                let _ = self.clone().close(session_id).await;
-            }
-        }
+        let last_holder_left = move |hub: &mut super::Hub| matches!(hub.core.detach(&sid), Ok(Some(s)) if s.attach_count == 0);
+        self.clone()
+            .close_if(session_id, json!({ "reason": "closed" }), last_holder_left)
+            .await;
     }
 
     pub(super) async fn list_workspace(
@@ -484,6 +505,35 @@ impl Inner {
     ) -> Result<(), BackendError> {
         let live = self.session(session_id)?;
         self.end_session(&live.id, SessionEnd { data: end }).await;
+        self.close_agent_side(&live).await;
+        Ok(())
+    }
+
+    /// Close a session if `still_closing` holds on the hub thread when it is
+    /// removed ([`Inner::end_session_if`]); returns whether it closed.
+    pub(super) async fn close_if(
+        self: Arc<Self>,
+        session_id: &str,
+        end: Value,
+        still_closing: impl FnOnce(&mut super::Hub) -> bool + Send + 'static,
+    ) -> bool {
+        let Ok(live) = self.session(session_id) else {
+            return false;
+        };
+        if !self
+            .end_session_if(&live.id, SessionEnd { data: end }, still_closing)
+            .await
+        {
+            return false;
+        }
+        self.close_agent_side(&live).await;
+        true
+    }
+
+    /// The agent's half of a close: `session/close` when it supports it, and
+    /// the agent stopped when this was its last session.
+    async fn close_agent_side(&self, live: &LiveSession) {
+        let session_id = live.id.as_str();
         let host = &live.agent;
         if host.supports_close.get() == Some(&true) {
             let close = host.conn.request(
@@ -499,7 +549,6 @@ impl Inner {
         if host.remove_route(&live.agent_session_id).await == 0 {
             self.stop_agent(host).await;
         }
-        Ok(())
     }
 }
 

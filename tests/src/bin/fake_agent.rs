@@ -25,6 +25,10 @@
 //! - `permissions-until-cancel [KIND]`: permission requests one after the
 //!   other until the turn is cancelled; then a chunk `permissions: sent N
 //!   answered N selected S cancelled C ids FIRST..LAST` (hot-swap load).
+//! - `edit NAME CONTENT`: a `plan`, a pending `tool_call`, a permission
+//!   request (`proceed_once` "Allow" / `cancel` "Reject"); allowed, it
+//!   writes CONTENT to NAME in the workspace (`fs/write_text_file`); the
+//!   tool call ends `completed` or `failed`, then a chunk `edit: STATUS`.
 //! - `write PATH CONTENT`: `fs/write_text_file` (in CONTENT, `\n` becomes a
 //!   newline); a chunk reports `write: ok` or `write: error CODE MESSAGE`.
 //! - `read PATH [LINE [LIMIT]]`: `fs/read_text_file`; a chunk reports
@@ -61,6 +65,8 @@
 //! - `FAKE_AGENT_INIT_DELAY_MS`: delay before answering `initialize`.
 //! - `FAKE_AGENT_FAIL_NEW_SESSION=1`: `session/new` fails (`-32000`).
 //! - `FAKE_AGENT_NO_SET_MODEL=1`: `session/set_model` answers `-32601`.
+//! - `FAKE_AGENT_EXIT_ON_SET_MODEL=1`: `session/set_model` is never answered:
+//!   the process exits with code 5 (a model switch racing the agent's death).
 //! - `FAKE_AGENT_MODEL_CONFIG_OPTION=1`: `session/new` advertises a config
 //!   option `fake-model-option` (category `model`) and
 //!   `session/set_config_option` on it switches the model.
@@ -170,6 +176,10 @@ impl Agent {
                 },
                 Err(e) => Err(e),
             },
+            "session/set_model" if env_flag("FAKE_AGENT_EXIT_ON_SET_MODEL") => {
+                eprintln!("fake-agent: exiting instead of switching the model");
+                self.wire.exit(5).await
+            }
             "session/set_model" if env_flag("FAKE_AGENT_NO_SET_MODEL") => {
                 Err(method_not_found(method))
             }

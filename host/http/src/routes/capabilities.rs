@@ -33,7 +33,7 @@ pub fn feature_list(extra: &[String]) -> Vec<String> {
 
 pub async fn capabilities<B: Backend>(State(app): State<AppState<B>>) -> Json<Value> {
     let policy = app.backend.policy_info();
-    Json(json!({
+    let mut body = json!({
         "v": 1,
         "mode": &*app.mode,
         "features": &*app.features,
@@ -41,7 +41,12 @@ pub async fn capabilities<B: Backend>(State(app): State<AppState<B>>) -> Json<Va
         "policy": policy_json(&policy),
         // The names `POST /session` accepts as `agent`, the default first.
         "agents": app.backend.agent_names(),
-    }))
+    });
+    // `--node-id`: which daemon behind a proxy answered (docs/deploy.md).
+    if let Some(node) = &app.node_id {
+        body["nodeId"] = json!(&**node);
+    }
+    Json(body)
 }
 
 /// The active policy as `/capabilities` and the admin route show it.

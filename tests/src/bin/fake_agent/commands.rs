@@ -38,6 +38,7 @@ pub async fn run(agent: &Agent, params: &Value, session: &Session) -> Option<Res
         "permission" => turn.permission(rest).await,
         "permissions-until-cancel" => turn.permissions_until_cancel(rest).await,
         "write" => turn.write(rest).await,
+        "edit" => turn.edit(rest).await,
         "read" => turn.read(rest).await,
         "sleep" => turn.sleep(rest).await,
         "nap" => {
@@ -273,6 +274,77 @@ impl Turn<'_> {
             ids.last().map_or("", String::as_str),
         ))
         .await;
+    }
+
+    /// `edit NAME CONTENT`: what a coding agent does to change a file — a
+    /// plan, a pending `tool_call`, `session/request_permission`, then (if
+    /// an allow option was chosen) `fs/write_text_file` of CONTENT to
+    /// NAME in the workspace and the tool call `completed`, else `failed`.
+    async fn edit(&self, args: &str) {
+        let (name, content) = split_word(args);
+        let path = format!("{}/{name}", self.cwd.trim_end_matches('/'));
+        let call_id = format!(
+            "fake-call-{}",
+            NEXT_TOOL_CALL.fetch_add(1, Ordering::Relaxed)
+        );
+        let update = |update: Value| json!({"sessionId": self.session_id, "update": update});
+        let plan = |second: &str| {
+            update(json!({"sessionUpdate": "plan", "entries": [
+                {"content": format!("Write {name}"), "priority": "high", "status": "completed"},
+                {"content": "Report the outcome", "priority": "medium", "status": second},
+            ]}))
+        };
+        let wire = &self.agent.wire;
+        wire.notify("session/update", plan("pending")).await;
+        let title = format!("Write {name}");
+        wire.notify(
+            "session/update",
+            update(
+                json!({"sessionUpdate": "tool_call", "toolCallId": call_id, "title": title,
+                "kind": "edit", "status": "pending", "locations": [{"path": path}]}),
+            ),
+        )
+        .await;
+        let params = json!({
+            "sessionId": self.session_id,
+            "toolCall": {"toolCallId": call_id, "title": title, "kind": "edit", "status": "pending",
+                "locations": [{"path": path}], "rawInput": {"file_path": path, "content": content}},
+            "options": [
+                {"optionId": "proceed_once", "name": "Allow", "kind": "allow_once"},
+                {"optionId": "cancel", "name": "Reject", "kind": "reject_once"}
+            ]
+        });
+        let answer = wire.request("session/request_permission", params).await;
+        let allowed = answer.as_ref().is_ok_and(|a| {
+            a["outcome"]["outcome"] == "selected" && a["outcome"]["optionId"] == "proceed_once"
+        });
+        let status = if allowed {
+            wire.notify(
+                "session/update",
+                update(json!({"sessionUpdate": "tool_call_update", "toolCallId": call_id, "status": "in_progress"})),
+            )
+            .await;
+            let written = wire
+                .request(
+                    "fs/write_text_file",
+                    json!({"sessionId": self.session_id, "path": path, "content": content}),
+                )
+                .await;
+            if written.is_ok() {
+                "completed"
+            } else {
+                "failed"
+            }
+        } else {
+            "failed"
+        };
+        wire.notify(
+            "session/update",
+            update(json!({"sessionUpdate": "tool_call_update", "toolCallId": call_id, "status": status})),
+        )
+        .await;
+        wire.notify("session/update", plan("completed")).await;
+        self.chunk(&format!("edit: {status}")).await;
     }
 
     /// `write PATH CONTENT` (`\n` in CONTENT becomes a newline).
