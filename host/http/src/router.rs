@@ -51,6 +51,7 @@ pub const ROUTE_TABLE: &[Route] = &[
     Route::client("GET", "/health"),
     Route::client("GET", "/capabilities"),
     Route::client("GET", "/openapi.json"),
+    Route::client("GET", "/metrics"),
     Route::client("POST", "/session"),
     Route::client("GET", "/session/{id}"),
     Route::client("DELETE", "/session/{id}"),
@@ -73,6 +74,7 @@ fn handler<B: Backend>(route: &Route) -> MethodRouter<AppState<B>> {
         ("GET", "/health") => get(health::health::<B>),
         ("GET", "/capabilities") => get(capabilities::capabilities::<B>),
         ("GET", "/openapi.json") => get(openapi::document),
+        ("GET", "/metrics") => get(crate::routes::metrics::metrics),
         ("POST", "/session") => post(session::create::<B>),
         ("GET", "/session/{id}") => get(session::info::<B>),
         ("DELETE", "/session/{id}") => delete(session::close::<B>),
@@ -153,6 +155,7 @@ pub fn build_router<B: Backend>(
         ));
     }
     router
+        .layer(from_fn(crate::request_metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .layer(from_fn(fallback::json_error_bodies))
 }

@@ -16,6 +16,8 @@
 //! missed path would drift forever: they are read from that state at each
 //! scrape ([`Metrics::sample_with`]).
 
+pub mod exposition;
+
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
