@@ -97,9 +97,7 @@ impl Scrape {
 }
 
 fn parse_sample(line: &str) -> Result<Sample, &'static str> {
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
-        .ok_or("no value")?;
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     let valid_name = !name.is_empty()
         && name

@@ -182,6 +182,7 @@ impl Inner {
                     code: Some("agent_spawn_failed"),
                 }
             })?;
+        qserve_metrics::get().agent_spawned();
         let label = format!("agent={} pid={} cwd={workspace}", def.name, process.pid());
         let (conn, incoming) = Connection::start(
             stdin,

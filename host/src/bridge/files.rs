@@ -97,6 +97,7 @@ impl Inner {
             policy_latency: decision.latency,
             log_only: serde_json::Map::new(),
         };
+        super::metrics::count_decision(&record, decision.fault.as_deref());
         self.publish_decision(session_id, &record, None, None).await;
         let source = if decision.fault.is_some() {
             Source::Fault

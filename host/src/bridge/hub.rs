@@ -82,6 +82,7 @@ impl Hub {
         let Some(id) = self.core.publish(session_id, kind, data, originator)? else {
             return Ok(None);
         };
+        qserve_metrics::get().events_published(kind, 1);
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
             let frame = encode_event(Some(id), kind, data, originator);
             // Request-path events (permissions, models, lifecycle) are rare:
@@ -106,6 +107,7 @@ impl Hub {
         let Some(last) = self.core.publish_batch(session_id, kind, datas)? else {
             return Ok(None);
         };
+        qserve_metrics::get().events_published(kind, datas.len());
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
             let first = last + 1 - datas.len() as u64;
             for (id, data) in (first..).zip(datas) {
@@ -202,6 +204,7 @@ fn fan_out(
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 subscriber.evicted.store(true, Ordering::Release);
+                qserve_metrics::get().subscriber_evicted();
                 tracing::warn!(session = session_id, "subscriber fell behind; evicted");
                 false
             }

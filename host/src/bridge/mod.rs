@@ -22,6 +22,7 @@
 //! | [`lifecycle`] | an agent's death, daemon shutdown |
 //! | [`tombstones`] | why a recently ended session ended (404 `session_ended`) |
 //! | [`reaper`] | `--session-idle-timeout-ms`: idle sessions without subscribers are closed |
+//! | [`metrics`] | gauges sampled for `GET /metrics`; an agent exit's cause as a label |
 
 mod agent;
 pub mod agent_defs;
@@ -29,6 +30,7 @@ mod decisions;
 mod files;
 mod hub;
 mod lifecycle;
+mod metrics;
 mod models;
 mod permissions;
 mod policy_swap;
@@ -171,6 +173,7 @@ impl Bridge {
                 idle,
             ));
         }
+        metrics::sample_gauges(Arc::downgrade(&bridge.inner));
         tokio::spawn(lifecycle::after_core_faults(
             Arc::downgrade(&bridge.inner),
             recoveries,

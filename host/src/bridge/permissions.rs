@@ -67,6 +67,7 @@ impl Inner {
                 },
             ),
         };
+        super::metrics::count_decision(&record, decision.fault.as_deref());
         let policy_source = if decision.fault.is_some() {
             Source::Fault
         } else {
@@ -103,6 +104,7 @@ impl Inner {
             VoteOutcome::Selected(option_id) => ("selected", Some(option_id.as_str())),
             VoteOutcome::Cancelled => ("cancelled", None),
         };
+        qserve_metrics::get().permission_decided(end.source.as_str(), outcome_name);
         self.record(
             record.log_line(
                 outcome_name,

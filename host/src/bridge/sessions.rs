@@ -182,6 +182,7 @@ impl Inner {
             policy_latency: decision.latency,
             log_only: serde_json::Map::new(),
         };
+        super::metrics::count_decision(&record, decision.fault.as_deref());
         if phase == Phase::Attach {
             self.publish_decision(session_id, &record, None, None).await;
         }
