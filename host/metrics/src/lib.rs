@@ -28,6 +28,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// The `tracing` target of the spans `--otlp-endpoint` exports (HTTP
+/// requests, agent requests, policy decisions). The log never shows them;
+/// the exporter sees nothing else.
+pub const SPAN_TARGET: &str = "qserve_trace";
+
 /// What a scrape is answered with: the OpenMetrics text format, which
 /// Prometheus asks for first and parses with the metric types intact.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
