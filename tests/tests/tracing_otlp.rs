@@ -81,6 +81,9 @@ async fn spans_of_a_request_its_agent_call_and_its_policy_decision_share_the_ses
         prompted.attribute("qserve.direction"),
         Some("daemon_to_agent")
     );
+    // The prompt went to the agent inside the HTTP request that sent it.
+    assert_eq!(prompted.trace_id, http.trace_id);
+    assert_eq!(prompted.parent_span_id, http.span_id);
 
     let decision = find("policy decision", &|span| {
         span.attribute("qserve.decision_kind") == Some("permission")
