@@ -259,3 +259,62 @@ async fn the_counters_move_by_what_the_fake_agent_did_and_the_route_needs_the_to
     assert_eq!(gauge(&ended, "qserve_sessions", &[]), 0.0);
     assert_eq!(gauge(&ended, "qserve_agents", &[("state", "live")]), 0.0);
 }
+
+/// A policy that answers with an option nobody offered fails closed, and a
+/// core trap rebuilds the core: both counted, each under a fixed cause word.
+#[tokio::test]
+async fn policy_and_core_faults_are_counted_by_cause() {
+    let bad_option = guest_component("policy-hostile-bad-option");
+    let faulty_core = guest_component("core-faulty");
+    let daemon = daemon(
+        &[
+            "--component",
+            bad_option.to_str().unwrap(),
+            "--core-component",
+            faulty_core.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let before = scrape(&daemon).await;
+    let ws = tempdir();
+    let (session, _) = create(&daemon, ws.path()).await;
+    let mut events = daemon.subscribe(&session, None).await;
+
+    prompt_ok(&daemon, &session, "permission edit").await;
+    wait_chunk(&mut events, "outcome: cancelled").await;
+    // The test core traps on this text.
+    prompt_ok(&daemon, &session, "echo qserve-test-core-trap").await;
+    wait_event(&mut events, "core_restarted", |_| true).await;
+
+    let after = scrape(&daemon).await;
+    let d = |name: &str, labels: &[(&str, &str)]| delta(&before, &after, name, labels);
+    assert_eq!(
+        d(
+            "qserve_policy_faults_total",
+            &[("kind", "permission"), ("cause", "bad_answer")]
+        ),
+        1.0
+    );
+    assert_eq!(d("qserve_policy_faults_total", &[]), 1.0);
+    assert_eq!(
+        d(
+            "qserve_policy_decisions_total",
+            &[("kind", "permission"), ("verdict", "fault")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        d(
+            "qserve_permission_decisions_total",
+            &[("source", "fault"), ("outcome", "cancelled")]
+        ),
+        1.0
+    );
+    assert_eq!(d("qserve_core_faults_total", &[]), 1.0);
+    let causes: Vec<_> = after
+        .matching("qserve_core_faults_total", &[])
+        .map(|s| s.labels["cause"].clone())
+        .collect();
+    assert_eq!(causes, ["trap"], "the core fault's cause word");
+}
