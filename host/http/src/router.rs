@@ -1,7 +1,7 @@
 //! The route table and the order requests pass the checks in.
 //!
 //! Routes come from [`ROUTE_TABLE`] (also what `openapi.json` is checked
-//! against). Outermost first: JSON error rewriting → tracing → Host allowlist (loopback
+//! against). Outermost first: JSON error rewriting → tracing → request counting and span (`request_metrics`) → Host allowlist (loopback
 //! binds) → Origin denial → bearer auth (the admin token on `/admin/*`) → route. Everything up to the route
 //! runs before a handler's body extractor, so a rejected request is never
 //! read, let alone parsed.
