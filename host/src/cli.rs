@@ -287,6 +287,12 @@ pub struct ServeArgs {
     /// Log format on stderr. Filter with RUST_LOG (default: info).
     #[arg(long, env = "QSERVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Export traces (one span per HTTP request, agent JSON-RPC request and
+    /// policy decision, each with `qserve.session_id`) as OTLP over
+    /// HTTP/JSON to this collector URL (`/v1/traces` is appended). Off by
+    /// default; OTEL_EXPORTER_OTLP_ENDPOINT is honoured too.
+    #[arg(long, value_name = "URL", env = "QSERVE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// How long an agent has to end a prompt after `POST …/cancel` (or the
     /// prompt deadline) before the prompt ends `cancelled` without it:
     /// `500ms`, `10s`, or a number of seconds.

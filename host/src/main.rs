@@ -9,6 +9,7 @@ mod node_id;
 mod policy;
 mod policy_cmd;
 mod signals;
+mod telemetry;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use qserve_acp::AgentCommand;
 use qserve_runtime::Scope;
 
 use crate::bridge::{Bridge, BridgeConfig};
-use crate::cli::{Cli, Command, LogFormat, ServeArgs, SessionScopeArg};
+use crate::cli::{Cli, Command, ServeArgs, SessionScopeArg};
 
 fn main() -> ExitCode {
     // The daemon re-executes itself as the guard of each agent
@@ -34,15 +35,26 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
-    // Subcommands print their answer, not the daemon's INFO chatter.
-    init_logging(
+    // Subcommands print their answer, not the daemon's INFO chatter (and
+    // export no traces).
+    let telemetry = match telemetry::init(
         cli.serve.log_format,
         if cli.command.is_some() {
             "warn"
         } else {
             "info"
         },
-    );
+        cli.command
+            .is_none()
+            .then(|| cli.serve.otlp_endpoint.clone())
+            .flatten(),
+    ) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("qserve-host: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -62,6 +74,8 @@ fn main() -> ExitCode {
     };
     // Guest owner threads and stray blocking tasks must not delay the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The spans of the drain included: exported before the process exits.
+    telemetry.shutdown();
     match outcome {
         Ok(code) => code,
         Err(err) => {
@@ -69,20 +83,6 @@ fn main() -> ExitCode {
             eprintln!("qserve-host: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // Colour only for a person at a terminal, never into log files.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_openai;
+pub mod mock_otlp;
 pub mod mock_server;
 pub mod nginx;
 pub mod process_group;

@@ -28,6 +28,7 @@ mod fields;
 mod guard;
 mod listener;
 mod rate_limit;
+mod request_metrics;
 mod router;
 mod routes;
 mod server;

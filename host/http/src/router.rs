@@ -1,9 +1,10 @@
 //! The route table and the order requests pass the checks in.
 //!
 //! Routes come from [`ROUTE_TABLE`] (also what `openapi.json` is checked
-//! against). Outermost first: JSON error rewriting → tracing → Host allowlist (loopback
-//! binds) → Origin denial (the console's own origin passes while it is
-//! served) → bearer auth or the console cookie (`web/`) (the admin token on `/admin/*`) → route. Everything up to the route
+//! against). Outermost first: JSON error rewriting → tracing → request counting and span
+//! (`request_metrics`) → Host allowlist (loopback binds) → Origin denial (the console's own
+//! origin passes while it is served) → bearer auth or the console cookie (`web/`) (the admin
+//! token on `/admin/*`) → route. Everything up to the route
 //! runs before a handler's body extractor, so a rejected request is never
 //! read, let alone parsed.
 
@@ -58,6 +59,7 @@ pub const ROUTE_TABLE: &[Route] = &[
     Route::client("GET", "/health"),
     Route::client("GET", "/capabilities"),
     Route::client("GET", "/openapi.json"),
+    Route::client("GET", "/metrics"),
     Route::client("POST", "/session"),
     Route::client("GET", "/session/{id}"),
     Route::client("DELETE", "/session/{id}"),
@@ -83,6 +85,7 @@ fn handler<B: Backend>(route: &Route) -> MethodRouter<AppState<B>> {
         ("GET", "/health") => get(health::health::<B>),
         ("GET", "/capabilities") => get(capabilities::capabilities::<B>),
         ("GET", "/openapi.json") => get(openapi::document),
+        ("GET", "/metrics") => get(crate::routes::metrics::metrics),
         ("POST", "/session") => post(session::create::<B>),
         ("GET", "/session/{id}") => get(session::info::<B>),
         ("DELETE", "/session/{id}") => delete(session::close::<B>),
@@ -185,6 +188,7 @@ pub fn build_router<B: Backend>(
         ));
     }
     router
+        .layer(from_fn(crate::request_metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .layer(from_fn(fallback::json_error_bodies))
 }

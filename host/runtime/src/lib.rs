@@ -47,6 +47,7 @@ pub use core_guest::{
 pub use embedded::{builtin, EMBEDDED_CORE};
 pub use engine::{EngineOptions, GuestEngine, LoadedComponent};
 pub use error::LoadError;
+pub use fault::fault_class;
 pub use policy::{
     AccessDecision, AgentInfo, Context, DecisionSource, FileAccess, OptionKind, PermissionAnswer,
     PermissionDecision, PermissionOption, Phase, Policy, PolicyHealth, PolicyIdentity, PolicyInfo,

@@ -180,6 +180,7 @@ impl Inner {
                 message: err.to_string(),
                 code: Some("agent_spawn_failed"),
             })?;
+        qserve_metrics::get().agent_spawned();
         let label = format!("agent={} pid={} cwd={workspace}", def.name, process.pid());
         let (conn, incoming) = Connection::start(
             stdin,
@@ -317,11 +318,16 @@ impl Inner {
                         params,
                         responder,
                     } => {
-                        tokio::spawn(self.clone().on_request(
-                            host.clone(),
-                            method.into_owned(),
-                            params,
-                            responder,
+                        let span =
+                            super::metrics::agent_request_span(&method, "agent_to_daemon", None);
+                        tokio::spawn(tracing::Instrument::instrument(
+                            self.clone().on_request(
+                                host.clone(),
+                                method.into_owned(),
+                                params,
+                                responder,
+                            ),
+                            span,
                         ));
                     }
                     Incoming::Closed { reason } => break 'agent reason.to_string(),
@@ -464,8 +470,9 @@ impl Inner {
         host: &AgentHost,
         agent_session_id: &str,
     ) -> Result<String, RpcError> {
-        host.daemon_session(agent_session_id)
-            .await
+        let session = host.daemon_session(agent_session_id).await;
+        tracing::Span::current().record("qserve.session_id", session.as_deref());
+        session
             .ok_or_else(|| RpcError::invalid_params(format!("unknown session {agent_session_id}")))
     }
 }

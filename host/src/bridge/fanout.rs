@@ -202,6 +202,7 @@ impl Fanout {
                 }
                 backlog.lagging.remove(&subscriber.key);
                 subscriber.evicted.store(true, Ordering::Release);
+                qserve_metrics::get().subscriber_evicted();
                 tracing::warn!(session = %session_id, "subscriber fell behind; evicted");
                 false
             });

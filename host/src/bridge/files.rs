@@ -79,7 +79,9 @@ impl Inner {
         let ctx = self.decision_context(session_id, &host.workspace, Phase::Running);
         let active = self.policy.current();
         let shadow = self.shadow_file(&ctx, access, &wit_path);
-        let decision = active.policy.decide_file(&ctx, access, &wit_path).await;
+        let span = super::metrics::decision_span("file_access", session_id);
+        let decided = active.policy.decide_file(&ctx, access, &wit_path);
+        let decision = tracing::Instrument::instrument(decided, span.clone()).await;
         let record = DecisionRecord {
             decision_id: uuid::Uuid::new_v4().to_string(),
             kind: "file_access",
@@ -97,6 +99,7 @@ impl Inner {
             policy_latency: decision.latency,
             log_only: serde_json::Map::new(),
         };
+        super::metrics::count_decision(&record, decision.fault.as_deref(), &span);
         self.publish_decision(session_id, &record, None, None).await;
         let source = if decision.fault.is_some() {
             Source::Fault

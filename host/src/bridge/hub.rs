@@ -47,6 +47,7 @@ impl Hub {
         let Some(id) = self.core.publish(session_id, kind, data, originator)? else {
             return Ok(None);
         };
+        qserve_metrics::get().events_published(kind, 1);
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
             subscribers.send(encode_event(Some(id), kind, data, originator));
         }
@@ -67,6 +68,7 @@ impl Hub {
         let Some(last) = self.core.publish_batch(session_id, kind, datas)? else {
             return Ok(None);
         };
+        qserve_metrics::get().events_published(kind, datas.len());
         if let Some(subscribers) = self.subscribers.get_mut(session_id) {
             let first = last + 1 - datas.len() as u64;
             for (id, data) in (first..).zip(datas) {

@@ -95,6 +95,7 @@ impl Inner {
     /// The agent's process is gone: each of its sessions dies with the exit
     /// code or signal; the next create for the workspace spawns afresh.
     pub(super) async fn on_agent_exit(&self, host: &Arc<AgentHost>, reason: &str, exit: ExitInfo) {
+        qserve_metrics::get().agent_exited(super::metrics::exit_cause(self, host, &exit));
         self.forget_agent(host);
         let sessions = host.daemon_sessions().await;
         if host.stopping.load(Ordering::Acquire) {
@@ -267,6 +268,7 @@ pub(super) async fn after_core_faults(
 ) {
     while let Some(recovery) = recoveries.recv().await {
         let Some(inner) = inner.upgrade() else { return };
+        qserve_metrics::get().core_fault(qserve_runtime::fault_class(&recovery.cause));
         inner.waiters.cancel_all();
         for (session_id, last_event_id) in recovery.sessions {
             let data = json!({

@@ -24,6 +24,7 @@
 //! | [`tombstones`] | why a recently ended session ended (404 `session_ended`) |
 //! | [`seams`] | the traits between the bridge and the core, the policy (slot and decisions), the agent process and its start (unit tests put fakes behind them) |
 //! | [`reaper`] | `--session-idle-timeout-ms`: idle sessions without subscribers are closed |
+//! | [`metrics`] | gauges sampled for `GET /metrics`; an agent exit's cause as a label |
 
 mod agent;
 pub mod agent_defs;
@@ -32,6 +33,7 @@ mod fanout;
 mod files;
 mod hub;
 mod lifecycle;
+mod metrics;
 mod models;
 mod permissions;
 mod policy_swap;
@@ -182,6 +184,7 @@ impl Bridge {
                 idle,
             ));
         }
+        metrics::sample_gauges(Arc::downgrade(&bridge.inner));
         tokio::spawn(lifecycle::after_core_faults(
             Arc::downgrade(&bridge.inner),
             recoveries,

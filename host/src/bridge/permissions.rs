@@ -49,7 +49,9 @@ impl Inner {
         // Cloned now: a policy swapped meanwhile does not touch this decision.
         let active = self.policy.current();
         let shadow = self.shadow_permission(&ctx, &call, &offered);
-        let decision = active.policy.decide_permission(&ctx, &call, &offered).await;
+        let span = super::metrics::decision_span("permission", &session_id);
+        let decided = active.policy.decide_permission(&ctx, &call, &offered);
+        let decision = tracing::Instrument::instrument(decided, span.clone()).await;
         let record = DecisionRecord {
             decision_id: uuid::Uuid::new_v4().to_string(),
             kind: "permission",
@@ -67,6 +69,7 @@ impl Inner {
                 },
             ),
         };
+        super::metrics::count_decision(&record, decision.fault.as_deref(), &span);
         let policy_source = if decision.fault.is_some() {
             Source::Fault
         } else {
@@ -103,6 +106,7 @@ impl Inner {
             VoteOutcome::Selected(option_id) => ("selected", Some(option_id.as_str())),
             VoteOutcome::Cancelled => ("cancelled", None),
         };
+        qserve_metrics::get().permission_decided(end.source.as_str(), outcome_name);
         self.record(
             record.log_line(
                 outcome_name,

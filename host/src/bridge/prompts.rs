@@ -188,7 +188,15 @@ impl Inner {
     ) -> Result<(Result<Value, RpcError>, bool), Forced> {
         let mut cancels = live.turn.cancels.subscribe();
         let _ = cancels.borrow_and_update();
-        let request = live.agent.conn.request(method::SESSION_PROMPT, params);
+        let span = super::metrics::agent_request_span(
+            method::SESSION_PROMPT,
+            "daemon_to_agent",
+            Some(&live.id),
+        );
+        let request = tracing::Instrument::instrument(
+            live.agent.conn.request(method::SESSION_PROMPT, params),
+            span,
+        );
         tokio::pin!(request);
         let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
         let deadline = self

@@ -185,7 +185,9 @@ impl Inner {
         );
         let active = self.policy.current();
         let shadow = self.shadow_session(&ctx);
-        let decision = active.policy.decide_session(&ctx).await;
+        let span = super::metrics::decision_span("session_create", session_id);
+        let decision =
+            tracing::Instrument::instrument(active.policy.decide_session(&ctx), span.clone()).await;
         let record = DecisionRecord {
             decision_id: uuid::Uuid::new_v4().to_string(),
             kind: "session_create",
@@ -203,6 +205,7 @@ impl Inner {
             policy_latency: decision.latency,
             log_only: serde_json::Map::new(),
         };
+        super::metrics::count_decision(&record, decision.fault.as_deref(), &span);
         if phase == Phase::Attach {
             self.publish_decision(session_id, &record, None, None).await;
         }

@@ -34,6 +34,11 @@ impl Waiters {
         }
     }
 
+    /// Permission requests waiting for a vote (`qserve_pending_permissions`).
+    pub fn len(&self) -> usize {
+        self.pending.lock().unwrap().len()
+    }
+
     /// Answer every waiting agent `cancelled` (the core lost its requests).
     pub fn cancel_all(&self) {
         for (_, tx) in self.pending.lock().unwrap().drain() {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod capabilities;
 pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod permission;
 pub mod session;

@@ -48,6 +48,7 @@ pub fn sse_body_stream(
         last_sent: resume_after,
         heartbeat: heartbeat_interval(heartbeat),
         stop,
+        _subscriber: qserve_metrics::get().subscriber(),
     };
     futures::stream::unfold(writer, |mut writer| async move {
         let chunk = writer.next_chunk().await?;
@@ -71,6 +72,8 @@ struct SseWriter {
     last_sent: Option<u64>,
     heartbeat: Option<Interval>,
     stop: CancellationToken,
+    /// `qserve_subscribers` counts this stream until the body is dropped.
+    _subscriber: qserve_metrics::SubscriberGuard,
 }
 
 impl SseWriter {
@@ -184,6 +187,7 @@ impl SseWriter {
             }
             self.last_sent = Some(id);
         }
+        qserve_metrics::get().event_delivered(matches!(self.phase, Phase::Replay));
         Some(frame.bytes)
     }
 }
