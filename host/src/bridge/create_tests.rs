@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use qserve_http::{CreateSession, SessionScope};
 
-use crate::bridge::testing::{inner_with, PipeSpawner};
+use crate::bridge::testing::{hold_hub, inner_with, PipeSpawner};
 use crate::bridge::Inner;
 
 /// Awaits `future` without ever leaving the runtime idle.
@@ -108,4 +108,52 @@ async fn a_single_scope_create_during_a_create_attaches_to_its_session() {
     assert!(second.attached, "the second attached");
     assert_eq!(first.session_id, second.session_id);
     assert_eq!(spawner.spawned.load(Ordering::Acquire), 1);
+}
+
+/// Seed edge case: the last holder leaves while another client attaches.
+/// The detach and the decision to close are one hub job
+/// (`Inner::end_session_if`), so an attach queued behind it gets a fresh
+/// session, never the one being closed (`qwen serve` once reaped a session
+/// a client was just being handed).
+#[tokio::test(start_paused = true)]
+async fn an_attach_queued_behind_the_last_detach_never_gets_the_closing_session() {
+    let spawner = PipeSpawner::new();
+    let inner = inner_with(Duration::from_secs(60), spawner.clone());
+    // The first agent, and one more should the attach need to start its own.
+    spawner.release_initialize(2);
+    let first = busy(create(&inner, SessionScope::Single))
+        .await
+        .unwrap()
+        .expect("the first create");
+    let gate = busy(hold_hub(&inner)).await;
+    // The last holder leaves: its detach is queued first...
+    let releasing = {
+        let (inner, session_id) = (inner.clone(), first.session_id.clone());
+        tokio::spawn(async move { inner.release(&session_id).await })
+    };
+    for _ in 0..256 {
+        tokio::task::yield_now().await;
+    }
+    // ...then a client asks for the workspace's session.
+    let attaching = create(&inner, SessionScope::Single);
+    for _ in 0..256 {
+        tokio::task::yield_now().await;
+    }
+    drop(gate);
+    busy(releasing).await.unwrap();
+    let second = busy(attaching).await.unwrap().expect("the second create");
+    assert_ne!(
+        second.session_id, first.session_id,
+        "the session being closed was handed out"
+    );
+    assert!(!second.attached, "a fresh session");
+    let sessions = inner.sessions.lock().unwrap();
+    assert!(
+        !sessions.contains_key(&first.session_id),
+        "the first is closed"
+    );
+    assert!(
+        sessions.contains_key(&second.session_id),
+        "what the client got is live"
+    );
 }
