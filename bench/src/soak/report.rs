@@ -142,11 +142,12 @@ pub fn summary(
         get(&stats.turns_checked)
     );
     println!(
-        "  permissions: won votes {}, late votes {}, decided by the policy {}; policy swaps {}",
+        "  permissions: won votes {}, late votes {}, decided by the policy {}; policy swaps {}; policy faults (failed closed) {}",
         get(&stats.votes_won),
         get(&stats.votes_late),
         get(&stats.decided_by_policy),
-        get(&stats.policy_swaps)
+        get(&stats.policy_swaps),
+        get(&stats.policy_faults)
     );
     println!(
         "  hostile agents crashed and restarted {}, hung turns cut off {}",

@@ -66,7 +66,11 @@ async fn run(options: Options) -> Result<bool> {
         "soak: qserve-host pid {pid} on {} for {:.1} min{} (log {})",
         daemon.addr,
         options.duration.as_secs_f64() / 60.0,
-        if options.keep_agents { ", --keep-agents" } else { "" },
+        if options.keep_agents {
+            ", --keep-agents"
+        } else {
+            ""
+        },
         daemon.log_path.display()
     );
 

@@ -19,6 +19,7 @@ pub struct Stats {
     pub decided_by_policy: AtomicU64,
     pub agent_crashes: AtomicU64,
     pub agents_died_under_sessions: AtomicU64,
+    pub policy_faults: AtomicU64,
     pub hung_turns_cut: AtomicU64,
     pub policy_swaps: AtomicU64,
     pub errors: AtomicU64,

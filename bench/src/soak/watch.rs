@@ -138,7 +138,7 @@ pub async fn follow(
                 }
                 "policy_decision" => match frame.field("verdict") {
                     Some("select") | Some("reject") => stats.add(&stats.decided_by_policy, 1),
-                    Some("fault") => stats.error(format!("policy fault in {session}")),
+                    Some("fault") => stats.add(&stats.policy_faults, 1),
                     _ => {}
                 },
                 "turn_complete" => {

@@ -54,13 +54,22 @@ impl Ctx {
         Ok(Watching { id, turns, watcher })
     }
 
-    /// A well-behaved agent died under a live session (the daemon stopped it, or it
-    /// exited): counted apart, as it points at the daemon's agent lifecycle.
-    fn count_agent_death(&self, error: &anyhow::Error) {
+    /// Counts a failed round. A policy fault (a decision over its deadline on a starved
+    /// machine) fails closed by design: counted apart, not an error. A well-behaved agent
+    /// that died under a live session is an error, also counted apart, as it points at the
+    /// daemon's agent lifecycle.
+    fn failed(&self, what: &str, error: anyhow::Error) {
         let text = format!("{error:#}");
-        if text.contains("agent_died") || text.contains("session_ended") {
+        if text.contains("policy fault") {
+            self.stats.add(&self.stats.policy_faults, 1);
+            return;
+        }
+        if what != "hostile agent"
+            && (text.contains("agent_died") || text.contains("session_ended"))
+        {
             self.stats.add(&self.stats.agents_died_under_sessions, 1);
         }
+        self.stats.error(format!("{what}: {text}"));
     }
 
     /// After a failure: closes the session and stops its subscriber; the error, for the
@@ -127,8 +136,7 @@ pub async fn chunk_sessions(
         if let Err(error) =
             chunk_session(&ctx, &mut rng, turns, chunks, bytes, reconnect_after).await
         {
-            ctx.count_agent_death(&error);
-            ctx.stats.error(format!("chunk session: {error:#}"));
+            ctx.failed("chunk session", error);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
@@ -179,8 +187,7 @@ pub async fn permission_storm(ctx: Ctx, seed: u64, sessions: usize, rounds: usiz
             let mut rng = Rng::new(rng.next());
             tasks.push(tokio::spawn(async move {
                 if let Err(error) = storm_session(&ctx, &mut rng, rounds).await {
-                    ctx.count_agent_death(&error);
-                    ctx.stats.error(format!("storm session: {error:#}"));
+                    ctx.failed("storm session", error);
                 }
             }));
         }
@@ -205,8 +212,10 @@ async fn storm_session(ctx: &Ctx, rng: &mut Rng, rounds: usize) -> Result<()> {
     }
     let watched = ctx.close(session, rounds).await?;
     for turn in &watched.turns {
-        let answered =
-            turn.outcomes.len() == 1 && turn.outcomes[0].starts_with("outcome: selected");
+        // `cancelled` when the policy faulted (fails closed): counted by the subscriber.
+        let answered = turn.outcomes.len() == 1
+            && (turn.outcomes[0].starts_with("outcome: selected")
+                || turn.outcomes[0] == "outcome: cancelled");
         if !answered {
             ctx.stats
                 .error(format!("permission turn with outcomes {:?}", turn.outcomes));
@@ -224,7 +233,7 @@ pub async fn hostile_agents(ctx: Ctx, seed: u64) {
     let mut round = 0u64;
     while ctx.running() {
         if let Err(error) = hostile_round(&ctx, &mut rng, round).await {
-            ctx.stats.error(format!("hostile agent: {error:#}"));
+            ctx.failed("hostile agent", error);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         round += 1;

@@ -263,3 +263,67 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever an agent writes on a line, decoding answers (never panics); an error
+        /// object of any shape becomes an error.
+        #[test]
+        fn any_line_decodes_or_is_refused(line in proptest::collection::vec(any::<u8>(), 0..128)) {
+            if let Ok(Decoded::Response { id, .. }) = decode(&line) {
+                let _ = parse_own_id(id);
+            }
+        }
+
+        #[test]
+        fn any_error_member_is_an_error(code in any::<f64>(), message in proptest::option::of(".{0,12}")) {
+            let error = match &message {
+                Some(message) => json!({"code": code, "message": message}),
+                None => json!({"code": code}),
+            };
+            let line = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 3, "error": error})).unwrap();
+            let Ok(Decoded::Response { id, result }) = decode(&line) else {
+                panic!("a response");
+            };
+            prop_assert_eq!(parse_own_id(id), Some(3));
+            prop_assert!(result.is_err());
+        }
+
+        /// What the daemon encodes decodes back to the same message, and an answer to a
+        /// request carries the request's id byte for byte.
+        #[test]
+        fn encoded_frames_decode_to_themselves(
+            id in any::<u64>(),
+            method in "[a-z_/]{1,24}|\\PC{0,16}",
+            text in "\\PC{0,32}",
+        ) {
+            let params = json!({"text": text});
+            let request = encode_request(id, &method, &params).unwrap();
+            prop_assert_eq!(request.iter().filter(|b| **b == b'\n').count(), 1);
+            let line = &request[..request.len() - 1];
+            let Ok(Decoded::Request { id: raw_id, method: decoded, params: Some(raw) }) = decode(line) else {
+                panic!("a request");
+            };
+            prop_assert_eq!(parse_own_id(raw_id), Some(id));
+            prop_assert_eq!(&*decoded, method.as_str());
+            prop_assert_eq!(serde_json::from_str::<Value>(raw.get()).unwrap(), params.clone());
+            let answer = encode_response(raw_id, &Ok(params));
+            let Ok(Decoded::Response { id: answered, .. }) = decode(&answer[..answer.len() - 1]) else {
+                panic!("a response");
+            };
+            prop_assert_eq!(answered.get(), raw_id.get());
+
+            let notification = encode_notification(&method, json!({})).unwrap();
+            let is_notification = matches!(decode(&notification), Ok(Decoded::Notification { .. }));
+            prop_assert!(is_notification);
+        }
+    }
+}
