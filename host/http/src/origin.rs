@@ -256,18 +256,24 @@ mod proptests {
             prop_assert!(policy.allows(&upper_some(&origin, &mask)));
             let effective = port.unwrap_or(default_port);
             if effective == default_port {
-                prop_assert!(policy.allows(&format!("{scheme}://{name}:{default_port}")));
-                prop_assert!(policy.allows(&format!("{scheme}://{name}")));
+                let origin = format!("{scheme}://{name}:{default_port}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
+                let origin = format!("{scheme}://{name}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
             }
             let other_scheme = if https { "http" } else { "https" };
-            prop_assert!(!policy.allows(&format!("{other_scheme}://{name}:{effective}")));
+            let origin = format!("{other_scheme}://{name}:{effective}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
             if other_name != name {
-                prop_assert!(!policy.allows(&format!("{scheme}://{other_name}:{effective}")));
+                let origin = format!("{scheme}://{other_name}:{effective}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
             }
             if other_port != effective {
-                prop_assert!(!policy.allows(&format!("{scheme}://{name}:{other_port}")));
+                let origin = format!("{scheme}://{name}:{other_port}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
             }
-            prop_assert!(!policy.allows(&format!("{scheme}://{name}.evil.net:{effective}")));
+            let origin = format!("{scheme}://{name}.evil.net:{effective}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
         }
 
         /// `https://*.D` allows every subdomain of D and neither D itself nor a name that
@@ -275,11 +281,16 @@ mod proptests {
         #[test]
         fn a_pattern_allows_subdomains_only(domain in host(), label in "[a-z0-9-]{1,8}") {
             let policy = OriginPolicy::new(vec![format!("https://*.{domain}").parse().unwrap()]);
-            prop_assert!(policy.allows(&format!("https://{label}.{domain}")));
-            prop_assert!(policy.allows(&format!("https://{label}.{label}.{domain}")));
-            prop_assert!(!policy.allows(&format!("https://{domain}")));
-            prop_assert!(!policy.allows(&format!("https://{label}{domain}")));
-            prop_assert!(!policy.allows(&format!("http://{label}.{domain}")));
+            let origin = format!("https://{label}.{domain}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
+            let origin = format!("https://{label}.{label}.{domain}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
+            let origin = format!("https://{domain}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+            let origin = format!("https://{label}{domain}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+            let origin = format!("http://{label}.{domain}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
         }
     }
 }
