@@ -55,6 +55,12 @@ pub(crate) enum DecodeError {
 
 pub(crate) fn decode(line: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let frame: WireFrame<'_> = serde_json::from_slice(line).map_err(DecodeError::NotJson)?;
+    // serde reads a struct from a JSON array as well, its fields in order: without this,
+    // `[5,"fs/read_text_file",{…}]` was taken for a request (found by the `rpc_lines`
+    // fuzz target). A JSON-RPC message is an object.
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return Err(DecodeError::NotJsonRpc);
+    }
     match (frame.method, frame.id) {
         (Some(method), Some(id)) => Ok(Decoded::Request {
             id,
@@ -229,6 +235,25 @@ mod tests {
         };
         assert_eq!(parse_own_id(id), Some(7));
         assert!(matches!(result, Ok(None)), "null result is a success");
+    }
+
+    #[test]
+    fn an_array_is_not_a_message() {
+        for line in [
+            &br#"[5,"fs/read_text_file",{"path":"/etc/passwd"}]"#[..],
+            br#" [1,"session/update"]"#,
+            br#"[9e750,""]"#,
+        ] {
+            assert!(
+                matches!(decode(line), Err(DecodeError::NotJsonRpc)),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert!(matches!(
+            decode(br#" {"jsonrpc":"2.0","id":1,"method":"m"}"#),
+            Ok(Decoded::Request { .. })
+        ));
     }
 
     #[test]
