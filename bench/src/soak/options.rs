@@ -51,7 +51,7 @@ impl Options {
                 other => bail!("unknown flag {other:?}\n{USAGE}"),
             }
         }
-        if !(minutes > 0.0) {
+        if minutes.is_nan() || minutes <= 0.0 {
             bail!("--minutes must be positive");
         }
         // Absolute: the daemon runs in the scratch directory and starts the agent from there.

@@ -121,14 +121,12 @@ pub async fn follow(
                 watched.last_id = id;
             }
             match frame.event.as_str() {
-                "session_update" => {
-                    if frame.field("sessionUpdate") == Some("agent_message_chunk") {
-                        let text = frame.field("text").unwrap_or_default();
-                        if text.starts_with("chunk ") {
-                            current.chunks += 1;
-                        } else if text.starts_with("outcome:") {
-                            current.outcomes.push(text.to_owned());
-                        }
+                "session_update" if frame.field("sessionUpdate") == Some("agent_message_chunk") => {
+                    let text = frame.field("text").unwrap_or_default();
+                    if text.starts_with("chunk ") {
+                        current.chunks += 1;
+                    } else if text.starts_with("outcome:") {
+                        current.outcomes.push(text.to_owned());
                     }
                 }
                 "permission_request" if behaviour.vote => {

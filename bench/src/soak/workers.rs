@@ -1,6 +1,6 @@
 //! The kinds of load, each a loop that runs until the deadline and checks what it did.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ impl Ctx {
         Instant::now() < self.until
     }
 
-    async fn open(&self, cwd: &PathBuf, behaviour: Behaviour, rng: &mut Rng) -> Result<Watching> {
+    async fn open(&self, cwd: &Path, behaviour: Behaviour, rng: &mut Rng) -> Result<Watching> {
         let id = self.api.create(cwd).await?;
         self.stats.add(&self.stats.sessions_created, 1);
         let (progress, turns) = watch::channel(0);
@@ -48,7 +48,7 @@ impl Ctx {
             id.clone(),
             behaviour,
             self.stats.clone(),
-            rng.next(),
+            rng.next_u64(),
             progress,
         ));
         Ok(Watching { id, turns, watcher })
@@ -184,7 +184,7 @@ pub async fn permission_storm(ctx: Ctx, seed: u64, sessions: usize, rounds: usiz
         let mut tasks = Vec::new();
         for _ in 0..sessions {
             let ctx = ctx.clone();
-            let mut rng = Rng::new(rng.next());
+            let mut rng = Rng::new(rng.next_u64());
             tasks.push(tokio::spawn(async move {
                 if let Err(error) = storm_session(&ctx, &mut rng, rounds).await {
                     ctx.failed("storm session", error);
@@ -269,7 +269,7 @@ async fn misbehave(ctx: &Ctx, session: &Watching, round: u64) -> Result<()> {
         .await?;
     ctx.prompt(&session.id, "unknown-update", "end_turn")
         .await?;
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         // Ignores the cancel: the daemon cuts the turn off after --cancel-grace.
         let api = ctx.api.clone();
         let id = session.id.clone();
