@@ -51,8 +51,19 @@ pub async fn request(
     path: &str,
     json_body: Option<&str>,
 ) -> Result<Response> {
+    request_with_headers(addr, method, path, json_body, &[]).await
+}
+
+/// [`request`] with extra request headers (e.g. `Authorization`).
+pub async fn request_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json_body: Option<&str>,
+    extra_headers: &[(&str, &str)],
+) -> Result<Response> {
     let mut stream = connect(addr).await?;
-    send_head(&mut stream, addr, method, path, json_body, &[]).await?;
+    send_head(&mut stream, addr, method, path, json_body, extra_headers).await?;
     let mut raw = Vec::with_capacity(1024);
     stream
         .read_to_end(&mut raw)

@@ -15,6 +15,7 @@ use crate::daemon::{Daemon, DaemonOptions};
 use crate::mock_server::{HANG_TEXT, HELLO_TEXT};
 use crate::process_group::processes_with_home;
 use crate::real_agent::RealAgentEnv;
+pub use crate::sse::chunk_text;
 use crate::sse::SseStream;
 
 /// Generous: a loaded 2-core machine runs several node agents at once.
@@ -277,24 +278,5 @@ pub async fn wait_event(
     kind: &str,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let (frame, envelope) = stream
-            .next_event(left)
-            .await
-            .unwrap_or_else(|e| panic!("waiting for {kind}: {e}"))
-            .unwrap_or_else(|| panic!("stream ended while waiting for {kind}"));
-        if frame.event.as_deref() == Some(kind) && pred(&envelope) {
-            return envelope;
-        }
-    }
-}
-
-/// The text of an agent_message_chunk envelope, if it is one.
-pub fn chunk_text(envelope: &Value) -> Option<&str> {
-    let update = &envelope["data"]["update"];
-    (update["sessionUpdate"] == "agent_message_chunk")
-        .then(|| update["content"]["text"].as_str())
-        .flatten()
+    stream.wait_event_within(WAIT, kind, pred).await
 }

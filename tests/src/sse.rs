@@ -142,6 +142,37 @@ impl SseStream {
             }
         }
     }
+
+    /// Reads frames until one of `kind` whose envelope satisfies `pred`, for up to `within`;
+    /// panics (naming `kind`) on a timeout or the end of the stream. The one wait loop of
+    /// the e2e tests and the real-agent suite (each passes its own patience).
+    pub async fn wait_event_within(
+        &mut self,
+        within: Duration,
+        kind: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (frame, envelope) = self
+                .next_event(left)
+                .await
+                .unwrap_or_else(|e| panic!("waiting for {kind}: {e}"))
+                .unwrap_or_else(|| panic!("stream ended while waiting for {kind}"));
+            if frame.event.as_deref() == Some(kind) && pred(&envelope) {
+                return envelope;
+            }
+        }
+    }
+}
+
+/// The text of an agent_message_chunk envelope, if it is one.
+pub fn chunk_text(envelope: &Value) -> Option<&str> {
+    let update = &envelope["data"]["update"];
+    (update["sessionUpdate"] == "agent_message_chunk")
+        .then(|| update["content"]["text"].as_str())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@
 
 pub mod command;
 pub mod fs;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod lines;
 pub mod methods;
 pub mod process;

@@ -180,3 +180,71 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use tokio::io::BufReader;
+
+    use super::*;
+
+    /// The lines `split('\n')` gives, each cut at `cap` (with the bytes skipped after it);
+    /// a last segment longer than the cap is followed by an empty end-of-input line.
+    fn model(input: &[u8], cap: usize) -> Vec<(Vec<u8>, LineEnd, u64)> {
+        let segments: Vec<&[u8]> = input.split(|b| *b == b'\n').collect();
+        let mut out = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i == segments.len() - 1;
+            if segment.len() <= cap {
+                let end = if last { LineEnd::Eof } else { LineEnd::Newline };
+                out.push((segment.to_vec(), end, 0));
+            } else {
+                let skipped = (segment.len() - cap) as u64;
+                out.push((segment[..cap].to_vec(), LineEnd::CapReached, skipped));
+                if last {
+                    out.push((Vec::new(), LineEnd::Eof, 0));
+                }
+            }
+        }
+        out
+    }
+
+    fn framed(input: &[u8], cap: usize, reader_capacity: usize) -> Vec<(Vec<u8>, LineEnd, u64)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut reader = BufReader::with_capacity(reader_capacity, input);
+            let mut out = Vec::new();
+            loop {
+                let mut buf = Vec::new();
+                let end = read_line_capped(&mut reader, &mut buf, cap).await.unwrap();
+                let skipped = match end {
+                    LineEnd::CapReached => skip_rest_of_line(&mut reader).await.unwrap(),
+                    _ => 0,
+                };
+                out.push((buf, end, skipped));
+                if end == LineEnd::Eof {
+                    return out;
+                }
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The JSON-RPC reader's framing: any bytes, any cap, any read-buffer size give the
+        /// lines of `split('\n')`, none longer than the cap.
+        #[test]
+        fn lines_are_split_and_capped_whatever_the_reads(
+            input in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'{'), any::<u8>()], 0..200),
+            cap in 1usize..40,
+            reader_capacity in 1usize..20,
+        ) {
+            let got = framed(&input, cap, reader_capacity);
+            prop_assert!(got.iter().all(|(line, _, _)| line.len() <= cap));
+            prop_assert_eq!(got, model(&input, cap));
+        }
+    }
+}

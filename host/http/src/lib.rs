@@ -25,6 +25,9 @@ mod body;
 mod conn;
 mod fallback;
 mod fields;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod listener;
 mod rate_limit;

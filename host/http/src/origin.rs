@@ -261,3 +261,97 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn host() -> impl Strategy<Value = String> {
+        "[a-z0-9-]{1,8}(\\.[a-z0-9-]{1,8}){0,3}"
+    }
+
+    fn upper_some(text: &str, mask: &[bool]) -> String {
+        text.chars()
+            .zip(mask.iter().cycle())
+            .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any text, as an `--allow-origin` value or as an `Origin` header, is judged
+        /// without a panic, and `null` or a pattern never passes as a request's origin.
+        #[test]
+        fn any_text_is_judged(text in "\\PC{0,40}|(https?://)?[a-z*.:\\[\\]0-9@/]{0,20}") {
+            let _ = text.parse::<AllowedOrigin>();
+            let policy = OriginPolicy::new(vec!["https://*.example.com".parse().unwrap()]);
+            if policy.allows(&text) {
+                let lower = text.trim().to_ascii_lowercase();
+                prop_assert!(lower.starts_with("https://"));
+                prop_assert!(!lower.contains("*."));
+            }
+        }
+
+        /// An exact origin allows itself in any letter case, with or without its scheme's
+        /// default port, and nothing with another scheme, host or port.
+        #[test]
+        fn an_exact_origin_matches_only_itself(
+            https in any::<bool>(),
+            name in host(),
+            port in proptest::option::of(1u16..),
+            other_name in host(),
+            other_port in 1u16..,
+            mask in proptest::collection::vec(any::<bool>(), 1..8),
+        ) {
+            let scheme = if https { "https" } else { "http" };
+            let default_port = if https { 443 } else { 80 };
+            let origin = match port {
+                Some(port) => format!("{scheme}://{name}:{port}"),
+                None => format!("{scheme}://{name}"),
+            };
+            let policy = OriginPolicy::new(vec![origin.parse().unwrap()]);
+            prop_assert!(policy.allows(&origin));
+            prop_assert!(policy.allows(&upper_some(&origin, &mask)));
+            let effective = port.unwrap_or(default_port);
+            if effective == default_port {
+                let origin = format!("{scheme}://{name}:{default_port}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
+                let origin = format!("{scheme}://{name}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
+            }
+            let other_scheme = if https { "http" } else { "https" };
+            let origin = format!("{other_scheme}://{name}:{effective}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+            if other_name != name {
+                let origin = format!("{scheme}://{other_name}:{effective}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+            }
+            if other_port != effective {
+                let origin = format!("{scheme}://{name}:{other_port}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+            }
+            let origin = format!("{scheme}://{name}.evil.net:{effective}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+        }
+
+        /// `https://*.D` allows every subdomain of D and neither D itself nor a name that
+        /// merely ends with D's text.
+        #[test]
+        fn a_pattern_allows_subdomains_only(domain in host(), label in "[a-z0-9-]{1,8}") {
+            let policy = OriginPolicy::new(vec![format!("https://*.{domain}").parse().unwrap()]);
+            let origin = format!("https://{label}.{domain}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
+            let origin = format!("https://{label}.{label}.{domain}");
+            prop_assert!(policy.allows(&origin), "{}", origin);
+            let origin = format!("https://{domain}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+            let origin = format!("https://{label}{domain}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+            let origin = format!("http://{label}.{domain}");
+            prop_assert!(!policy.allows(&origin), "{}", origin);
+        }
+    }
+}

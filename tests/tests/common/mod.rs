@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use qserve_e2e::binaries::fake_agent_path;
 use qserve_e2e::daemon::{Daemon, DaemonOptions};
+pub use qserve_e2e::sse::chunk_text;
 use qserve_e2e::sse::SseStream;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -71,26 +72,7 @@ pub async fn wait_event(
     kind: &str,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let (frame, envelope) = stream
-            .next_event(left)
-            .await
-            .unwrap_or_else(|e| panic!("waiting for {kind}: {e}"))
-            .unwrap_or_else(|| panic!("stream ended while waiting for {kind}"));
-        if frame.event.as_deref() == Some(kind) && pred(&envelope) {
-            return envelope;
-        }
-    }
-}
-
-/// The text of an agent_message_chunk envelope, if it is one.
-pub fn chunk_text(envelope: &Value) -> Option<&str> {
-    let update = &envelope["data"]["update"];
-    (update["sessionUpdate"] == "agent_message_chunk")
-        .then(|| update["content"]["text"].as_str())
-        .flatten()
+    stream.wait_event_within(WAIT, kind, pred).await
 }
 
 pub fn tempdir() -> tempfile::TempDir {

@@ -54,6 +54,8 @@ use crate::methods::{ReadTextFileParams, WriteTextFileParams};
 use crate::rpc::RpcError;
 
 pub use open::openat2_available;
+#[cfg(feature = "fuzzing")]
+pub(crate) use read::read_lines;
 pub use resolve::{resolve, ResolvedPath};
 
 /// Files larger than this are refused for reading, even partially.

@@ -100,7 +100,11 @@ fn read_all(path: &std::path::Path, mut file: std::io::Take<File>) -> Result<Vec
 
 /// The lines `line..line + limit` (1-based; 0 counts as 1) joined by `\n`,
 /// reading only as far as needed and holding only the selected lines.
-fn read_lines(source: impl Read, line: u32, limit: Option<u32>) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_lines(
+    source: impl Read,
+    line: u32,
+    limit: Option<u32>,
+) -> std::io::Result<Vec<u8>> {
     let mut reader = BufReader::with_capacity(64 * 1024, source);
     for _ in 1..line.max(1) {
         if !skip_segment(&mut reader)? {
@@ -192,6 +196,39 @@ mod tests {
                         "text {text:?} line {line} limit {limit:?}"
                     );
                 }
+            }
+        }
+    }
+
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::read_lines;
+
+        /// `split('\n').slice(start, start + limit).join('\n')` on bytes.
+        fn reference(text: &[u8], line: u32, limit: Option<u32>) -> Vec<u8> {
+            let segments: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+            let start = (line.max(1) - 1) as usize;
+            if start >= segments.len() {
+                return Vec::new();
+            }
+            let end = limit.map_or(segments.len(), |l| (start + l as usize).min(segments.len()));
+            segments[start..end].join(&b'\n')
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// `fs/read_text_file`'s `line`/`limit` on any bytes (not only UTF-8) match
+            /// the reference.
+            #[test]
+            fn line_and_limit_slice_like_split_slice_join(
+                text in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..120),
+                line in 0u32..12,
+                limit in proptest::option::of(1u32..12),
+            ) {
+                let got = read_lines(&text[..], line, limit).unwrap();
+                prop_assert_eq!(got, reference(&text, line, limit));
             }
         }
     }

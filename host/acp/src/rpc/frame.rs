@@ -55,6 +55,12 @@ pub(crate) enum DecodeError {
 
 pub(crate) fn decode(line: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let frame: WireFrame<'_> = serde_json::from_slice(line).map_err(DecodeError::NotJson)?;
+    // serde reads a struct from a JSON array as well, its fields in order: without this,
+    // `[5,"fs/read_text_file",{…}]` was taken for a request (found by the `rpc_lines`
+    // fuzz target). A JSON-RPC message is an object.
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return Err(DecodeError::NotJsonRpc);
+    }
     match (frame.method, frame.id) {
         (Some(method), Some(id)) => Ok(Decoded::Request {
             id,
@@ -232,6 +238,25 @@ mod tests {
     }
 
     #[test]
+    fn an_array_is_not_a_message() {
+        for line in [
+            &br#"[5,"fs/read_text_file",{"path":"/etc/passwd"}]"#[..],
+            br#" [1,"session/update"]"#,
+            br#"[9e750,""]"#,
+        ] {
+            assert!(
+                matches!(decode(line), Err(DecodeError::NotJsonRpc)),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert!(matches!(
+            decode(br#" {"jsonrpc":"2.0","id":1,"method":"m"}"#),
+            Ok(Decoded::Request { .. })
+        ));
+    }
+
+    #[test]
     fn odd_error_objects_still_become_errors() {
         let Decoded::Response { result, .. } =
             decode(br#"{"id":1,"error":{"code":-32601.0}}"#).unwrap()
@@ -261,5 +286,69 @@ mod tests {
             std::str::from_utf8(&bytes).unwrap(),
             "{\"jsonrpc\":\"2.0\",\"id\":\"req-\\u00e9\",\"result\":{\"ok\":true}}\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever an agent writes on a line, decoding answers (never panics); an error
+        /// object of any shape becomes an error.
+        #[test]
+        fn any_line_decodes_or_is_refused(line in proptest::collection::vec(any::<u8>(), 0..128)) {
+            if let Ok(Decoded::Response { id, .. }) = decode(&line) {
+                let _ = parse_own_id(id);
+            }
+        }
+
+        #[test]
+        fn any_error_member_is_an_error(code in any::<f64>(), message in proptest::option::of(".{0,12}")) {
+            let error = match &message {
+                Some(message) => json!({"code": code, "message": message}),
+                None => json!({"code": code}),
+            };
+            let line = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 3, "error": error})).unwrap();
+            let Ok(Decoded::Response { id, result }) = decode(&line) else {
+                panic!("a response");
+            };
+            prop_assert_eq!(parse_own_id(id), Some(3));
+            prop_assert!(result.is_err());
+        }
+
+        /// What the daemon encodes decodes back to the same message, and an answer to a
+        /// request carries the request's id byte for byte.
+        #[test]
+        fn encoded_frames_decode_to_themselves(
+            id in any::<u64>(),
+            method in "[a-z_/]{1,24}|\\PC{0,16}",
+            text in "\\PC{0,32}",
+        ) {
+            let params = json!({"text": text});
+            let request = encode_request(id, &method, &params).unwrap();
+            prop_assert_eq!(request.iter().filter(|b| **b == b'\n').count(), 1);
+            let line = &request[..request.len() - 1];
+            let Ok(Decoded::Request { id: raw_id, method: decoded, params: Some(raw) }) = decode(line) else {
+                panic!("a request");
+            };
+            prop_assert_eq!(parse_own_id(raw_id), Some(id));
+            prop_assert_eq!(&*decoded, method.as_str());
+            prop_assert_eq!(serde_json::from_str::<Value>(raw.get()).unwrap(), params.clone());
+            let answer = encode_response(raw_id, &Ok(params));
+            let Ok(Decoded::Response { id: answered, .. }) = decode(&answer[..answer.len() - 1]) else {
+                panic!("a response");
+            };
+            prop_assert_eq!(answered.get(), raw_id.get());
+
+            let notification = encode_notification(&method, json!({})).unwrap();
+            let is_notification = matches!(decode(&notification), Ok(Decoded::Notification { .. }));
+            prop_assert!(is_notification);
+        }
     }
 }

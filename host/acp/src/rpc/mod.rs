@@ -2,7 +2,7 @@
 
 mod connection;
 mod error;
-mod frame;
+pub(crate) mod frame;
 
 pub use connection::{
     CloseReason, Connection, ConnectionConfig, Incoming, IncomingReceiver, Responder,
