@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -47,6 +48,12 @@ pub struct AgentHost {
     /// Set when the daemon stops this agent on purpose (its last session was
     /// closed): its exit is then a normal stop, not an incident.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Its sessions plus the creates that took it and have not finished.
+    /// It is stopped only at zero, decided under the daemon's agents lock,
+    /// where a create takes it too ([`Inner::agent_for`],
+    /// [`Inner::stop_if_unused`]): a create never gets an agent whose stop
+    /// has begun.
+    pub users: std::sync::atomic::AtomicUsize,
     routes: tokio::sync::Mutex<Routes>,
     /// Updates from this agent in flight to the hub (a slot is freed once
     /// the hub ran the job; no subscriber holds one: see `fanout.rs`).
@@ -66,6 +73,36 @@ const PUBLISH_WINDOW: usize = 64;
 /// Most queued updates gathered into one run (two runs fit in the window).
 const MAX_BATCH: usize = PUBLISH_WINDOW / 2;
 
+/// A create's hold on its agent (one of its `users`): given back when the
+/// create fails, kept by the session when it succeeds ([`AgentClaim::keep`]).
+pub struct AgentClaim {
+    host: Arc<AgentHost>,
+    kept: bool,
+}
+
+impl AgentClaim {
+    /// The create succeeded: the hold is now its session's, given back when
+    /// the session closes (`Inner::close_agent_side`).
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl std::ops::Deref for AgentClaim {
+    type Target = Arc<AgentHost>;
+    fn deref(&self) -> &Arc<AgentHost> {
+        &self.host
+    }
+}
+
+impl Drop for AgentClaim {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.host.release_user();
+        }
+    }
+}
+
 #[derive(Default)]
 struct Routes {
     /// Agent session id → daemon session id.
@@ -83,6 +120,13 @@ struct Routed<'a> {
 }
 
 impl AgentHost {
+    /// One user (a session or a create) is done with this agent.
+    pub fn release_user(&self) {
+        let _ = self
+            .users
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
     /// Remember what a tool-call update said (merged with what earlier
     /// updates of the same call said).
     fn note_tool_call(&self, note: ToolCallNote) {
@@ -137,33 +181,54 @@ impl AgentHost {
     }
 
     /// Forget a session; returns how many remain on this agent.
-    pub async fn remove_route(&self, agent_session_id: &str) -> usize {
+    /// Forget a session's route; whether it was there (a session closed
+    /// twice at once is counted off its agent once).
+    pub async fn remove_route(&self, agent_session_id: &str) -> bool {
         let mut routes = self.routes.lock().await;
-        routes.by_agent.remove(agent_session_id);
-        routes.by_agent.len()
+        routes.by_agent.remove(agent_session_id).is_some()
     }
 }
 
 impl Inner {
     /// The workspace's agent, spawning it if there is none. Concurrent callers
     /// share one spawn; a failed spawn leaves the slot empty for a retry.
+    ///
+    /// The agent is taken (its `users` count raised) under the agents lock,
+    /// where [`Inner::stop_if_unused`] decides a stop: an agent whose stop
+    /// has begun is never handed out, a fresh one is started instead.
     pub(super) async fn agent_for(
         self: &Arc<Self>,
         workspace: &str,
         def: &AgentDef,
-    ) -> Result<Arc<AgentHost>, BackendError> {
-        let cell = self
-            .agents
-            .lock()
-            .unwrap()
-            .entry((def.name.clone(), workspace.to_owned()))
-            .or_default()
-            .clone();
-        let host = cell
-            .get_or_try_init(|| self.spawn_agent(workspace, def))
-            .await?
-            .clone();
-        Ok(host)
+    ) -> Result<AgentClaim, BackendError> {
+        let key = (def.name.clone(), workspace.to_owned());
+        // A stopping agent was already forgotten, so each retry spawns
+        // afresh; only a fresh agent stopped by a concurrent failed create
+        // before we took it brings us back here.
+        for _ in 0..3 {
+            let cell = self
+                .agents
+                .lock()
+                .unwrap()
+                .entry(key.clone())
+                .or_default()
+                .clone();
+            let host = cell
+                .get_or_try_init(|| self.spawn_agent(workspace, def))
+                .await?
+                .clone();
+            let _agents = self.agents.lock().unwrap();
+            if !host.stopping.load(Ordering::Acquire) {
+                host.users.fetch_add(1, Ordering::AcqRel);
+                return Ok(AgentClaim { host, kept: false });
+            }
+        }
+        Err(BackendError::Internal {
+            message: format!(
+                "the agent of {workspace} kept stopping while a session was created; retry"
+            ),
+            code: Some("agent_spawn_failed"),
+        })
     }
 
     async fn spawn_agent(
@@ -198,6 +263,7 @@ impl Inner {
             conn,
             process,
             supports_close: OnceLock::new(),
+            users: std::sync::atomic::AtomicUsize::new(0),
             stopping: Default::default(),
             routes: Default::default(),
             publish_window: Arc::new(tokio::sync::Semaphore::new(PUBLISH_WINDOW)),

@@ -157,3 +157,58 @@ async fn an_attach_queued_behind_the_last_detach_never_gets_the_closing_session(
         "what the client got is live"
     );
 }
+
+/// Found by the soak run: a create could take an agent whose last session
+/// was being closed, and see its new session die with the agent's stop. A
+/// create now holds its agent from the moment it takes it: the close of the
+/// last session does not stop an agent a create holds, and a create never
+/// takes an agent whose stop has begun.
+#[tokio::test(start_paused = true)]
+async fn a_create_holding_the_agent_keeps_it_past_the_last_close_and_a_stopped_one_is_never_taken()
+{
+    let spawner = PipeSpawner::new();
+    let inner = inner_with(Duration::from_secs(60), spawner.clone());
+    spawner.release_initialize(2);
+    let workspace = super::canonical_workspace(&std::env::temp_dir());
+    let def = inner.config.agents.default_agent().clone();
+    let first = busy(create(&inner, SessionScope::Thread))
+        .await
+        .unwrap()
+        .expect("the first create");
+    let agent = inner.sessions.lock().unwrap()[&first.session_id]
+        .agent
+        .clone();
+
+    // A create has taken the agent when the last session closes: it stays.
+    let claim = busy(inner.agent_for(&workspace, &def))
+        .await
+        .expect("taken");
+    assert!(Arc::ptr_eq(&claim, &agent));
+    busy(inner.clone().close(&first.session_id))
+        .await
+        .expect("closed");
+    assert!(
+        !agent.stopping.load(Ordering::Acquire),
+        "an agent a create holds was stopped"
+    );
+    drop(claim);
+
+    // Nobody holds it: the next close of its last session stops it, and
+    // a later create starts a fresh agent instead of taking the stopped one.
+    let second = busy(create(&inner, SessionScope::Thread))
+        .await
+        .unwrap()
+        .expect("the second create");
+    busy(inner.clone().close(&second.session_id))
+        .await
+        .expect("closed");
+    assert!(agent.stopping.load(Ordering::Acquire), "unused, so stopped");
+    let fresh = busy(inner.agent_for(&workspace, &def))
+        .await
+        .expect("taken");
+    assert!(
+        !Arc::ptr_eq(&fresh, &agent),
+        "a stopped agent was handed out"
+    );
+    assert_eq!(spawner.spawned.load(Ordering::Acquire), 2);
+}

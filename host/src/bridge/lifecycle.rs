@@ -99,7 +99,7 @@ impl Inner {
         self.forget_agent(host);
         let sessions = host.daemon_sessions().await;
         if host.stopping.load(Ordering::Acquire) {
-            // `stop_agent` logs the stop itself, at info.
+            // `stop_if_unused` logs the stop itself, at info.
             tracing::debug!(
                 pid = host.process.pid(),
                 "stopped agent's connection ended: {reason}"
@@ -124,11 +124,22 @@ impl Inner {
     }
 
     /// Stop an agent that has no sessions left.
-    pub(super) async fn stop_agent(&self, host: &Arc<AgentHost>) {
-        host.stopping.store(true, Ordering::Release);
-        self.forget_agent(host);
+    /// Stop `host` if nothing uses it (no session, no create in flight).
+    /// Decided under the agents lock, where a create takes its agent
+    /// ([`Inner::agent_for`]): a create either took it first, and it stays,
+    /// or finds it stopping and starts another. Returns whether it stopped.
+    pub(super) async fn stop_if_unused(&self, host: &Arc<AgentHost>, why: &str) -> bool {
+        {
+            let mut agents = self.agents.lock().unwrap();
+            if host.users.load(Ordering::Acquire) > 0 || host.stopping.load(Ordering::Acquire) {
+                return false;
+            }
+            host.stopping.store(true, Ordering::Release);
+            forget_agent_locked(&mut agents, host);
+        }
         let exit = host.process.terminate(self.config.stop_grace).await;
-        tracing::info!(agent = %host.agent, pid = host.process.pid(), workspace = %host.workspace, "agent stopped: its last session was closed ({exit})");
+        tracing::info!(agent = %host.agent, pid = host.process.pid(), workspace = %host.workspace, "agent stopped: {why} ({exit})");
+        true
     }
 
     /// After a create failed: an agent that was started for it and serves
@@ -154,17 +165,12 @@ impl Inner {
                 }
             }
         };
-        // Held by the slot, the agent's message loop and us: no session,
-        // no other create, no request of the agent in flight.
-        const UNUSED: usize = 3;
-        if Arc::strong_count(&host) <= UNUSED && host.daemon_sessions().await.is_empty() {
-            tracing::info!(
-                pid = host.process.pid(),
-                workspace,
-                "stopping the agent of a failed create: it has no session"
-            );
-            self.stop_agent(&host).await;
-        }
+        // No session and no other create on it: it was started for nothing.
+        self.stop_if_unused(
+            &host,
+            "the create it was started for failed, and it has no session",
+        )
+        .await;
     }
 
     /// `--memory-budget-mb`: a new agent is admitted only while the live
@@ -192,13 +198,7 @@ impl Inner {
 
     /// Drop the workspace's slot if it still holds this agent.
     fn forget_agent(&self, host: &Arc<AgentHost>) {
-        let mut agents = self.agents.lock().unwrap();
-        let key = (host.agent.clone(), host.workspace.clone());
-        if let Some(cell) = agents.get(&key) {
-            if cell.get().is_some_and(|current| Arc::ptr_eq(current, host)) {
-                agents.remove(&key);
-            }
-        }
+        forget_agent_locked(&mut self.agents.lock().unwrap(), host);
     }
 
     fn live_agents(&self) -> Vec<Arc<AgentHost>> {
@@ -287,4 +287,14 @@ fn signal_name(signal: i32) -> String {
     nix::sys::signal::Signal::try_from(signal)
         .map(|s| s.as_str().to_owned())
         .unwrap_or_else(|_| signal.to_string())
+}
+
+/// Drop `host`'s slot, if it still holds this agent (not a successor).
+fn forget_agent_locked(agents: &mut super::AgentSlots, host: &Arc<AgentHost>) {
+    let key = (host.agent.clone(), host.workspace.clone());
+    if let Some(cell) = agents.get(&key) {
+        if cell.get().is_some_and(|current| Arc::ptr_eq(current, host)) {
+            agents.remove(&key);
+        }
+    }
 }

@@ -108,6 +108,8 @@ pub struct BridgeConfig {
 type AgentKey = (String, String);
 /// Coalesces concurrent spawns of one agent.
 type AgentSlot = Arc<tokio::sync::OnceCell<Arc<AgentHost>>>;
+/// The running (or starting) agent of each (agent, workspace).
+type AgentSlots = HashMap<AgentKey, AgentSlot>;
 
 /// Cheap to clone; every clone is the same daemon.
 #[derive(Clone)]
@@ -131,7 +133,7 @@ pub(crate) struct Inner {
     spawner: Arc<dyn seams::Spawner>,
     /// One agent per (agent name, canonical workspace); the cell coalesces
     /// concurrent spawns.
-    agents: Mutex<HashMap<AgentKey, AgentSlot>>,
+    agents: Mutex<AgentSlots>,
     /// Live sessions by daemon session id.
     sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
     /// Creates in flight, by core reservation, for single-scope waiters.

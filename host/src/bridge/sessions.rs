@@ -344,6 +344,8 @@ impl Inner {
             .unwrap()
             .insert(session.id.clone(), live);
         self.add_route(&host, &agent_session_id, &session.id).await;
+        // The session holds the agent from now on (given back at its close).
+        host.keep();
         tracing::info!(session = %session.id, agent = %def.name, agent_session = %agent_session_id, workspace, mode = mode.as_deref().unwrap_or("-"), "session created");
         Ok(session.id)
     }
@@ -549,8 +551,10 @@ impl Inner {
                 Err(_) => tracing::warn!(session = session_id, "session/close timed out"),
             }
         }
-        if host.remove_route(&live.agent_session_id).await == 0 {
-            self.stop_agent(host).await;
+        if host.remove_route(&live.agent_session_id).await {
+            host.release_user();
+            self.stop_if_unused(host, "its last session was closed")
+                .await;
         }
     }
 }
