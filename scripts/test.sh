@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of qserve, on a fresh clone as on a developer's machine:
 #   1. the npm packages the end-to-end tests use (the real `qwen --acp`, `gemini --acp` and
-#      `claude-code-acp`, DaemonClient), if missing
+#      `claude-code-acp`, DaemonClient, playwright-core), and the Debian packages they drive
+#      (chromium, nginx: scripts/system-deps.sh), if missing
 #   2. every Wasm guest component, built from source (guest/build.sh installs its toolchain
 #      when it is missing and it may)
 #   3. the example policies in Rust, Python and JavaScript (scripts/build-example-policies.sh:
@@ -14,6 +15,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 bash scripts/npm-deps.sh
+bash scripts/system-deps.sh
 bash guest/build.sh
 # The e2e tests run these through qserve-host (tests/tests/policy_languages.rs).
 bash scripts/build-example-policies.sh --no-test

@@ -24,7 +24,7 @@ function fail(message) {
 const log = (message) => console.error(`console_e2e: ${message}`);
 
 if (!existsSync(CHROMIUM)) {
-  fail(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium; .ci/run does it)`);
+  fail(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium; scripts/system-deps.sh does it)`);
 }
 let chromium;
 try {

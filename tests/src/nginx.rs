@@ -44,7 +44,7 @@ pub fn nginx_binary() -> PathBuf {
     on_path.unwrap_or_else(|| {
         panic!(
             "nginx is not installed, and the scale-out test needs it: \
-             `apt-get install nginx-light` (.ci/run installs it), or set QSERVE_E2E_NGINX"
+             `apt-get install nginx` (scripts/system-deps.sh installs it), or set QSERVE_E2E_NGINX"
         )
     })
 }

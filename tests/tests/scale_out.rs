@@ -6,7 +6,7 @@
 //! the daemon named by the id's `NODE.` prefix, SSE streams through, and the
 //! real `DaemonClient` and the Rust client work with the proxy's URL alone.
 //!
-//! nginx must be installed (`.ci/run` installs it): without it these tests fail.
+//! nginx must be installed (`scripts/system-deps.sh`, run by `scripts/test.sh`, installs it): without it these tests fail.
 
 mod common;
 
