@@ -19,6 +19,7 @@ mod procfs;
 mod report;
 mod run;
 mod sse;
+mod sse_frames;
 mod stats;
 mod workload;
 

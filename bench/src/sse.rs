@@ -4,13 +4,10 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{bail, Context, Result};
-use memchr::memmem;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-
-use crate::chunked::ChunkedDecoder;
 use crate::http::{self, json_string_field};
+use crate::sse_frames::RawFrames;
+use anyhow::{bail, Result};
+use memchr::memmem;
 
 /// What a frame means to the benchmark.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,14 +25,8 @@ pub enum Event {
 }
 
 pub struct EventStream {
-    stream: TcpStream,
-    decoder: Option<ChunkedDecoder>,
-    /// Decoded payload; frames are cut from `payload[consumed..]`.
-    payload: Vec<u8>,
-    consumed: usize,
-    read_buf: Box<[u8]>,
+    frames: RawFrames,
     chunk_marker: memmem::Finder<'static>,
-    frame_end: memmem::Finder<'static>,
 }
 
 impl EventStream {
@@ -50,44 +41,20 @@ impl EventStream {
                 head.content_type
             );
         }
-        let mut events = EventStream {
-            stream,
-            decoder: head.chunked.then(ChunkedDecoder::default),
-            payload: Vec::with_capacity(256 * 1024),
-            consumed: 0,
-            read_buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+        Ok(EventStream {
+            frames: RawFrames::new(stream, head.chunked, &rest)?,
             chunk_marker: memmem::Finder::new(b"\"sessionUpdate\":\"agent_message_chunk\""),
-            frame_end: memmem::Finder::new(b"\n\n"),
-        };
-        absorb(&mut events.decoder, &mut events.payload, &rest)?;
-        Ok(events)
+        })
     }
 
     /// The next frame's meaning; `None` when the daemon closed the stream.
     pub async fn next(&mut self) -> Result<Option<Event>> {
-        loop {
-            let pending = &self.payload[self.consumed..];
-            if let Some(end) = self.frame_end.find(pending) {
-                let event = classify(&pending[..end], &self.chunk_marker);
-                self.consumed += end + 2;
-                return Ok(Some(event));
-            }
-            if self.decoder.as_ref().is_some_and(ChunkedDecoder::is_done) {
-                return Ok(None);
-            }
-            // Compact before reading so the buffer does not grow with the stream.
-            self.payload.drain(..self.consumed);
-            self.consumed = 0;
-            let n = self
-                .stream
-                .read(&mut self.read_buf)
-                .await
-                .context("reading the event stream")?;
-            if n == 0 {
-                return Ok(None);
-            }
-            absorb(&mut self.decoder, &mut self.payload, &self.read_buf[..n])?;
-        }
+        let chunk_marker = &self.chunk_marker;
+        Ok(self
+            .frames
+            .next()
+            .await?
+            .map(|frame| classify(frame, chunk_marker)))
     }
 
     /// Reads until `wanted` says yes; fails if the stream ends first.
@@ -104,16 +71,6 @@ impl EventStream {
 }
 
 /// Appends body bytes to the payload, taking the chunk framing off when there is one.
-fn absorb(decoder: &mut Option<ChunkedDecoder>, payload: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
-    match decoder {
-        Some(decoder) => decoder.decode(bytes, payload),
-        None => {
-            payload.extend_from_slice(bytes);
-            Ok(())
-        }
-    }
-}
-
 /// Classifies one frame (without its terminating blank line) by its `event:` line, looking
 /// inside the data only where the type alone does not say enough.
 fn classify(frame: &[u8], chunk_marker: &memmem::Finder<'_>) -> Event {

@@ -3,13 +3,11 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{bail, Context, Result};
-use memchr::memmem;
+use anyhow::{bail, Result};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
-use crate::chunked::ChunkedDecoder;
 use crate::http;
+use crate::sse_frames::RawFrames;
 
 /// One SSE frame.
 #[derive(Debug, Default)]
@@ -28,16 +26,12 @@ impl Frame {
 }
 
 pub struct FrameReader {
-    stream: TcpStream,
-    decoder: Option<ChunkedDecoder>,
-    payload: Vec<u8>,
-    consumed: usize,
-    read_buf: Box<[u8]>,
+    frames: RawFrames,
 }
 
 /// How a subscribe attempt ended when it did not give a stream.
 pub enum Open {
-    Stream(FrameReader),
+    Stream(Box<FrameReader>),
     /// The daemon answered with this status (404 once the session ended).
     Refused(u16, String),
 }
@@ -67,54 +61,14 @@ impl FrameReader {
         if !head.content_type.starts_with("text/event-stream") {
             bail!("GET {path}: 200 with {:?}", head.content_type);
         }
-        let mut reader = FrameReader {
-            stream,
-            decoder: head.chunked.then(ChunkedDecoder::default),
-            payload: Vec::with_capacity(64 * 1024),
-            consumed: 0,
-            read_buf: vec![0u8; 64 * 1024].into_boxed_slice(),
-        };
-        reader.absorb_owned(rest)?;
-        Ok(Open::Stream(reader))
-    }
-
-    fn absorb_owned(&mut self, bytes: Vec<u8>) -> Result<()> {
-        match &mut self.decoder {
-            Some(decoder) => decoder.decode(&bytes, &mut self.payload),
-            None => {
-                self.payload.extend_from_slice(&bytes);
-                Ok(())
-            }
-        }
+        Ok(Open::Stream(Box::new(FrameReader {
+            frames: RawFrames::new(stream, head.chunked, &rest)?,
+        })))
     }
 
     /// The next frame; `None` when the daemon closed the stream.
     pub async fn next(&mut self) -> Result<Option<Frame>> {
-        loop {
-            let pending = &self.payload[self.consumed..];
-            if let Some(end) = memmem::find(pending, b"\n\n") {
-                let frame = parse(&pending[..end]);
-                self.consumed += end + 2;
-                return Ok(Some(frame));
-            }
-            if self.decoder.as_ref().is_some_and(ChunkedDecoder::is_done) {
-                return Ok(None);
-            }
-            self.payload.drain(..self.consumed);
-            self.consumed = 0;
-            let n = self
-                .stream
-                .read(&mut self.read_buf)
-                .await
-                .context("reading the event stream")?;
-            if n == 0 {
-                return Ok(None);
-            }
-            match &mut self.decoder {
-                Some(decoder) => decoder.decode(&self.read_buf[..n], &mut self.payload)?,
-                None => self.payload.extend_from_slice(&self.read_buf[..n]),
-            }
-        }
+        Ok(self.frames.next().await?.map(parse))
     }
 }
 

@@ -15,6 +15,8 @@ mod http;
 #[path = "../procfs.rs"]
 #[allow(dead_code)]
 mod procfs;
+#[path = "../sse_frames.rs"]
+mod sse_frames;
 
 mod api;
 mod daemon;
