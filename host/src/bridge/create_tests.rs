@@ -10,21 +10,8 @@ use std::time::Duration;
 
 use qserve_http::{CreateSession, SessionScope};
 
-use crate::bridge::testing::{hold_hub, inner_with, PipeSpawner};
+use crate::bridge::testing::{busy, hold_hub, inner_with, settle, PipeSpawner};
 use crate::bridge::Inner;
-
-/// Awaits `future` without ever leaving the runtime idle.
-async fn busy<T>(future: impl std::future::Future<Output = T>) -> T {
-    let mut future = std::pin::pin!(future);
-    // Bounded, so a bug that never finishes fails instead of hanging.
-    for _ in 0..1_000_000 {
-        if let std::task::Poll::Ready(value) = futures::poll!(&mut future) {
-            return value;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("not done after a million polls");
-}
 
 async fn creates_in_flight(inner: &Inner) -> u32 {
     busy(inner.hub.call(|hub| hub.core.stats().unwrap()))
@@ -57,9 +44,7 @@ async fn both_in_flight_one_spawn_held(inner: &Inner, spawner: &PipeSpawner, in_
         tokio::task::yield_now().await;
     }
     // Whatever the second create does next, it does now.
-    for _ in 0..256 {
-        tokio::task::yield_now().await;
-    }
+    settle().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -131,14 +116,10 @@ async fn an_attach_queued_behind_the_last_detach_never_gets_the_closing_session(
         let (inner, session_id) = (inner.clone(), first.session_id.clone());
         tokio::spawn(async move { inner.release(&session_id).await })
     };
-    for _ in 0..256 {
-        tokio::task::yield_now().await;
-    }
+    settle().await;
     // ...then a client asks for the workspace's session.
     let attaching = create(&inner, SessionScope::Single);
-    for _ in 0..256 {
-        tokio::task::yield_now().await;
-    }
+    settle().await;
     drop(gate);
     busy(releasing).await.unwrap();
     let second = busy(attaching).await.unwrap().expect("the second create");

@@ -256,6 +256,7 @@ async fn drain(key: u64, queue: mpsc::Sender<EventFrame>, backlog: Arc<Mutex<Bac
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bridge::testing::settle;
 
     fn frame(id: u64, len: usize) -> EventFrame {
         EventFrame {
@@ -273,13 +274,6 @@ mod tests {
         std::iter::from_fn(|| live.try_recv().ok())
             .map(|f| f.id.unwrap())
             .collect()
-    }
-
-    /// Lets the drain tasks run until nothing moves.
-    async fn settle() {
-        for _ in 0..64 {
-            tokio::task::yield_now().await;
-        }
     }
 
     #[tokio::test(start_paused = true)]

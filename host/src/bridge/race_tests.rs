@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::AskEnd;
 use crate::bridge::decisions::{self, DecisionRecord, Source};
-use crate::bridge::testing::{core_session, events, hold_hub, inner};
+use crate::bridge::testing::{busy, core_session, events, hold_hub, inner, settle};
 use crate::bridge::Inner;
 
 const TIMEOUT: Duration = Duration::from_secs(3600);
@@ -97,28 +97,6 @@ fn cancel(inner: &Arc<Inner>, session_id: &str) -> JoinHandle<()> {
     let inner = inner.clone();
     let sid = session_id.to_owned();
     tokio::spawn(async move { inner.cancel_permissions(&sid).await })
-}
-
-/// Awaits `future` without ever leaving the runtime idle, so paused time
-/// does not auto-advance (and fire the permission timeout) while the test
-/// waits on the hub's thread.
-async fn busy<T>(future: impl std::future::Future<Output = T>) -> T {
-    let mut future = std::pin::pin!(future);
-    // Bounded, so a bug that never finishes fails instead of hanging.
-    for _ in 0..1_000_000 {
-        if let std::task::Poll::Ready(value) = futures::poll!(&mut future) {
-            return value;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("not done after a million polls");
-}
-
-/// Lets every ready task run (each queues its hub job, in turn).
-async fn settle() {
-    for _ in 0..32 {
-        tokio::task::yield_now().await;
-    }
 }
 
 async fn resolved(inner: &Inner, session_id: &str) -> Vec<Value> {

@@ -507,3 +507,26 @@ pub async fn hold_hub(inner: &Inner) -> std::sync::mpsc::Sender<()> {
         .unwrap();
     open
 }
+
+/// Awaits `future` without ever leaving the runtime idle: with time paused,
+/// an idle runtime would jump the clock (and fire `--init-timeout` or a
+/// permission deadline) while a test holds a spawn or the hub.
+pub async fn busy<T>(future: impl std::future::Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    // Bounded, so a bug that never finishes fails instead of hanging.
+    for _ in 0..1_000_000 {
+        if let std::task::Poll::Ready(value) = futures::poll!(&mut future) {
+            return value;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("not done after a million polls");
+}
+
+/// Lets every ready task run (each queues its hub job, or drains its
+/// subscriber, in turn).
+pub async fn settle() {
+    for _ in 0..256 {
+        tokio::task::yield_now().await;
+    }
+}
