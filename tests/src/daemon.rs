@@ -266,6 +266,14 @@ impl Daemon {
         send_for_json(self.request(reqwest::Method::POST, path).json(body)).await
     }
 
+    /// `POST /permission/:id` selecting `option_id` → status and JSON body.
+    pub async fn vote(&self, request_id: &str, option_id: &str) -> (StatusCode, Value) {
+        let outcome =
+            serde_json::json!({"outcome": {"outcome": "selected", "optionId": option_id}});
+        self.post_json(&format!("/permission/{request_id}"), &outcome)
+            .await
+    }
+
     /// Subscribes to a session's events; panics unless the answer is a 200 event stream.
     pub async fn subscribe(&self, session_id: &str, last_event_id: Option<&str>) -> SseStream {
         let mut request = self.request(

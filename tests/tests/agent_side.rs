@@ -156,12 +156,7 @@ async fn prompts_queue_fifo_and_a_failed_prompt_does_not_block_the_queue() {
     let request = wait_event(&mut events, "permission_request", |_| true).await;
     let second = send("echo second");
     let request_id = request["data"]["requestId"].as_str().unwrap();
-    let (status, body) = daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &json!({ "outcome": { "outcome": "selected", "optionId": "proceed_once" } }),
-        )
-        .await;
+    let (status, body) = daemon.vote(request_id, "proceed_once").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     for turn in [first, second] {
         assert_eq!(turn.await.unwrap(), StatusCode::OK);

@@ -153,23 +153,13 @@ async fn a_vote_for_an_option_not_offered_names_the_request_and_the_option() {
     });
     let request = wait_event(&mut events, "permission_request", |_| true).await;
     let request_id = request["data"]["requestId"].as_str().unwrap().to_owned();
-    let (status, body) = daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &json!({ "outcome": { "outcome": "selected", "optionId": "not-offered" } }),
-        )
-        .await;
+    let (status, body) = daemon.vote(&request_id, "not-offered").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "invalid_option_id");
     assert_eq!(body["requestId"], request_id.as_str(), "{body}");
     assert_eq!(body["optionId"], "not-offered", "{body}");
     // The request stays pending: a valid vote still ends the turn.
-    let (status, _) = daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &json!({ "outcome": { "outcome": "selected", "optionId": "proceed_once" } }),
-        )
-        .await;
+    let (status, _) = daemon.vote(&request_id, "proceed_once").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(turn.await.unwrap(), StatusCode::OK);
 }

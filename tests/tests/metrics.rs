@@ -121,12 +121,7 @@ async fn the_counters_move_by_what_the_fake_agent_did_and_the_route_needs_the_to
     let request_id = asked["data"]["requestId"].as_str().unwrap().to_owned();
     let waiting = scrape(&daemon).await;
     assert_eq!(gauge(&waiting, "qserve_pending_permissions", &[]), 1.0);
-    let (status, _) = daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &json!({"outcome": {"outcome": "selected", "optionId": "proceed_once"}}),
-        )
-        .await;
+    let (status, _) = daemon.vote(&request_id, "proceed_once").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(voting.await.unwrap(), StatusCode::OK);
     wait_chunk(&mut events, "outcome: selected proceed_once").await;

@@ -46,12 +46,7 @@ async fn ask_the_clients_first_valid_vote_wins_and_reaches_the_agent() {
     assert_eq!(data["toolCall"]["kind"], "edit");
     assert_eq!(data["options"].as_array().unwrap().len(), 3);
 
-    let invalid = daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &json!({ "outcome": { "outcome": "selected", "optionId": "not-offered" } }),
-        )
-        .await;
+    let invalid = daemon.vote(request_id, "not-offered").await;
     assert_eq!(invalid.0, StatusCode::BAD_REQUEST);
     assert_eq!(invalid.1["code"], "invalid_option_id");
 

@@ -149,12 +149,7 @@ async fn a_python_policy_decides_a_live_agents_permissions() {
     };
     let asked = wait_event(&mut events, "permission_request", |_| true).await;
     let request_id = asked["data"]["requestId"].as_str().unwrap().to_owned();
-    daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &serde_json::json!({"outcome": {"outcome": "selected", "optionId": "cancel"}}),
-        )
-        .await;
+    daemon.vote(&request_id, "cancel").await;
     wait_chunk(&mut events, "outcome: selected cancel").await;
     assert!(edit.await.unwrap().is_success());
 }

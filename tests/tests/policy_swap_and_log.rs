@@ -271,13 +271,7 @@ async fn every_decision_is_one_log_record_and_a_policy_decision_event() {
     let request = wait_event(&mut events, "permission_request", |_| true).await;
     let request_id = request["data"]["requestId"].as_str().unwrap().to_owned();
     assert_eq!(asked["data"]["requestId"], request_id.as_str());
-    let (status, _) = s
-        .daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &json!({"outcome": {"outcome": "selected", "optionId": "proceed_always"}}),
-        )
-        .await;
+    let (status, _) = s.daemon.vote(&request_id, "proceed_always").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(voting.await.unwrap(), StatusCode::OK);
     wait_chunk(&mut events, "outcome: selected proceed_always").await;

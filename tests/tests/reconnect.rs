@@ -510,12 +510,7 @@ async fn a_paused_subscriber_holds_back_no_other_session_of_its_agent_and_loses_
     });
     let request = wait_event(&mut b_events, "permission_request", |_| true).await;
     let request_id = request["data"]["requestId"].as_str().unwrap().to_owned();
-    let (status, body) = daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &serde_json::json!({ "outcome": { "outcome": "selected", "optionId": "proceed_once" } }),
-        )
-        .await;
+    let (status, body) = daemon.vote(&request_id, "proceed_once").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     wait_chunk(&mut b_events, "outcome: selected proceed_once").await;
     let (status, body) = turn_b.await.unwrap();

@@ -239,12 +239,7 @@ async fn a_page_from_another_origin_reads_nothing_and_drives_nothing_even_while_
 
     // The daemon refused: the permission is still pending (this vote wins),
     // and no session was created in the other workspace.
-    let (status, body) = daemon
-        .post_json(
-            &format!("/permission/{request_id}"),
-            &json!({"outcome": {"outcome": "selected", "optionId": "cancel"}}),
-        )
-        .await;
+    let (status, body) = daemon.vote(&request_id, "cancel").await;
     assert_eq!(
         status,
         StatusCode::OK,
