@@ -145,7 +145,18 @@ fn the_daemon_is_not_dumpable_so_same_user_agents_cannot_read_its_environ() {
     const NOBODY: u32 = 65534;
     let cache = tempdir();
     std::os::unix::fs::chown(cache.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-    let mut child = Command::new(qserve_host_path())
+    // nobody must reach the binary: a checkout may sit in a private
+    // directory (`mktemp -d` makes it 0700), so run a copy from one it can.
+    let bin_dir = tempdir();
+    std::fs::set_permissions(
+        bin_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = bin_dir.path().join("qserve-host");
+    std::fs::copy(qserve_host_path(), &bin).expect("copy qserve-host");
+    let mut command = Command::new(&bin);
+    command
         .args(["--port", "0", "--agent", "/bin/true"])
         .env("QSERVE_CACHE_DIR", cache.path())
         .env("QSERVE_TOKEN", TOKEN)
@@ -154,9 +165,19 @@ fn the_daemon_is_not_dumpable_so_same_user_agents_cannot_read_its_environ() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .uid(NOBODY)
-        .gid(NOBODY)
-        .spawn()
-        .expect("start qserve-host as nobody");
+        .gid(NOBODY);
+    // A file just written can be "text file busy" while another test
+    // thread's fork still holds its descriptor (until that child execs).
+    let mut attempts = 0;
+    let mut child = loop {
+        attempts += 1;
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(26) && attempts < 100 => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => break other.expect("start qserve-host as nobody"),
+        }
+    };
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     let listening = lines
